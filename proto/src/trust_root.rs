@@ -82,6 +82,13 @@ impl Bounded for SignedTrustRoot<'_> {
     }
 }
 
+/// What [`SignedTrustRoot::count_valid`] does with a signature by a key in neither set.
+#[derive(Clone, Copy)]
+enum Foreign {
+    Refuse,
+    Skip,
+}
+
 fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {
     items.iter().enumerate().any(|(i, a)| items[..i].contains(a))
 }
@@ -100,14 +107,18 @@ impl TrustRoot {
 
 impl SignedTrustRoot<'_> {
     /// Verifies every signature once and counts distinct valid signers among `first` and among
-    /// `second`. Any signature that is invalid, repeated, or from a key in neither set refuses the
-    /// whole object: a TrustRoot is never half-valid.
-    fn count_valid(&self, first: &[PublicKey], second: &[PublicKey]) -> Result<(usize, usize), Refusal> {
+    /// `second`. Any signature that is invalid or repeated refuses the whole object: a TrustRoot
+    /// is never half-valid. A signature from a key in neither set refuses it too, unless
+    /// `foreign` is [`Foreign::Skip`].
+    fn count_valid(&self, first: &[PublicKey], second: &[PublicKey], foreign: Foreign) -> Result<(usize, usize), Refusal> {
         let (mut in_first, mut in_second) = (0, 0);
         for (i, s) in self.signatures.iter().enumerate() {
             let (a, b) = (first.contains(&s.key), second.contains(&s.key));
             if !a && !b {
-                return Err(Refusal::UnknownKey);
+                match foreign {
+                    Foreign::Refuse => return Err(Refusal::UnknownKey),
+                    Foreign::Skip => continue,
+                }
             }
             if self.signatures[..i].iter().any(|p| p.key == s.key) {
                 return Err(Refusal::Malformed);
@@ -119,13 +130,23 @@ impl SignedTrustRoot<'_> {
         Ok((in_first, in_second))
     }
 
-    /// Verifies a self-signed TrustRoot (factory provisioning): a threshold of its own keys.
-    pub fn verify_initial(&self, now: u64) -> Result<TrustRoot, Refusal> {
+    /// Verifies a threshold of signatures by the TrustRoot's own root keys, whatever its expiry
+    /// (a device re-checks its stored root this way at every start). Signatures by other keys
+    /// are skipped unverified: a rotated root still carries its predecessor's signatures, which
+    /// only [`Self::verify_rotation`] needs.
+    pub fn verify_self(&self) -> Result<TrustRoot, Refusal> {
         let root: TrustRoot = crate::codec::decode(self.body)?;
-        let (own, _) = self.count_valid(&root.root_keys, &[])?;
+        let (own, _) = self.count_valid(&root.root_keys, &[], Foreign::Skip)?;
         if own < usize::from(root.root_threshold) {
             return Err(Refusal::TrustRootThreshold);
         }
+        Ok(root)
+    }
+
+    /// Verifies a self-signed TrustRoot (factory provisioning): a threshold of its own keys, and
+    /// not expired.
+    pub fn verify_initial(&self, now: u64) -> Result<TrustRoot, Refusal> {
+        let root = self.verify_self()?;
         if root.expired(now) {
             return Err(Refusal::TrustRootExpired);
         }
@@ -136,7 +157,7 @@ impl SignedTrustRoot<'_> {
     /// *and* a threshold from the new root's own keys, a higher version, and not expired.
     pub fn verify_rotation(&self, current: &TrustRoot, now: u64) -> Result<TrustRoot, Refusal> {
         let next: TrustRoot = crate::codec::decode(self.body)?;
-        let (old, new) = self.count_valid(&current.root_keys, &next.root_keys)?;
+        let (old, new) = self.count_valid(&current.root_keys, &next.root_keys, Foreign::Refuse)?;
         if old < usize::from(current.root_threshold) || new < usize::from(next.root_threshold) {
             return Err(Refusal::TrustRootThreshold);
         }
