@@ -1,1 +1,11 @@
-//! placeholder
+//! The Airlock fleet controller.
+//!
+//! Today it holds what turns an approved manifest into device-bound bytes; the `airlock` binary
+//! (API, policy, durable workflow, audit) is built on it by the controller issue.
+//!
+//! # Layout
+//! - [`cohort`]: a resolved cohort as a sorted set of device ids, its Merkle root and proofs.
+//! - [`release`]: per-device deliveries of a signed, approved manifest.
+
+pub mod cohort;
+pub mod release;

@@ -151,10 +151,7 @@ pub mod tree {
             }
             let mut p = Vec::new();
             path(index, &self.leaves, &mut p);
-            Some(InclusionProof {
-                index: u32::try_from(index).ok()?,
-                path: heapless::Vec::from_slice(&p).ok()?,
-            })
+            Some(InclusionProof { index: u32::try_from(index).ok()?, path: heapless::Vec::from_slice(&p).ok()? })
         }
     }
 }

@@ -74,8 +74,7 @@ pub fn verify(domain: Domain, body: &[u8], key: &PublicKey, signature: &Signatur
         return Err(Refusal::BadSignature);
     }
     let sig = ed25519_dalek::Signature::from_bytes(signature.as_array());
-    vk.multipart_verify(&[domain.prefix(), body], &sig)
-        .map_err(|_| Refusal::BadSignature)
+    vk.multipart_verify(&[domain.prefix(), body], &sig).map_err(|_| Refusal::BadSignature)
 }
 
 /// Signs `domain || body` with `key`.

@@ -110,7 +110,12 @@ impl SignedTrustRoot<'_> {
     /// `second`. Any signature that is invalid or repeated refuses the whole object: a TrustRoot
     /// is never half-valid. A signature from a key in neither set refuses it too, unless
     /// `foreign` is [`Foreign::Skip`].
-    fn count_valid(&self, first: &[PublicKey], second: &[PublicKey], foreign: Foreign) -> Result<(usize, usize), Refusal> {
+    fn count_valid(
+        &self,
+        first: &[PublicKey],
+        second: &[PublicKey],
+        foreign: Foreign,
+    ) -> Result<(usize, usize), Refusal> {
         let (mut in_first, mut in_second) = (0, 0);
         for (i, s) in self.signatures.iter().enumerate() {
             let (a, b) = (first.contains(&s.key), second.contains(&s.key));

@@ -8,8 +8,8 @@ use crate::record::{read_record, write_record, Pair};
 use crate::state::{ConfigMeta, Identity, ImageMeta, State, Trial, MAX_STATE};
 use airlock_proto::limits::{MAX_CONFIG, MAX_TRUST_ROOT};
 use airlock_proto::{
-    decode, Action, Chunk, ChunkRequest, Command, CommandAction, Digest, Domain, Event, Firmware,
-    Refusal, Report, RevertReason, Signed, SignedTrustRoot, Status, TrustRoot,
+    decode, Action, Chunk, ChunkRequest, Command, CommandAction, Digest, Domain, Event, Firmware, Refusal, Report,
+    RevertReason, Signed, SignedTrustRoot, Status, TrustRoot,
 };
 use embedded_storage::nor_flash::NorFlash;
 use serde::{Deserialize, Serialize};
@@ -28,11 +28,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            window: 4,
-            chunk_timeout_ms: 5_000,
-            verify_on_boot: true,
-        }
+        Settings { window: 4, chunk_timeout_ms: 5_000, verify_on_boot: true }
     }
 }
 
@@ -159,9 +155,7 @@ impl<F: NorFlash> Agent<F> {
         };
         let mut identity_records = Pair::new(layout.identity, layout.record_size);
         let identity = match identity_records.load(&mut flash, &mut buf)? {
-            Some(b) => {
-                Some(postcard::from_bytes::<Identity>(b).map_err(|_| Error::NotProvisioned)?)
-            }
+            Some(b) => Some(postcard::from_bytes::<Identity>(b).map_err(|_| Error::NotProvisioned)?),
             None => None,
         };
         let mut agent = Agent {
@@ -259,10 +253,7 @@ impl<F: NorFlash> Agent<F> {
     pub fn status(&self) -> Status {
         let running = self.running.map_or(self.state.active, |r| r.slot);
         let image = self.state.slots[usize::from(running)].or(self.state.active_image().copied());
-        let config = self
-            .state
-            .config_active
-            .and_then(|s| self.state.configs[usize::from(s)]);
+        let config = self.state.config_active.and_then(|s| self.state.configs[usize::from(s)]);
         Status {
             firmware: image.map(|i| i.version).unwrap_or_default(),
             security_counter: self.state.min_security_counter,
@@ -275,17 +266,11 @@ impl<F: NorFlash> Agent<F> {
 
     /// Reads the config payload of `slot` into `buf`.
     pub fn read_config<'b>(&mut self, slot: u8, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
-        let offset = *self
-            .layout
-            .config
-            .get(usize::from(slot))
-            .ok_or(Error::Layout)?;
-        let Some((_, body)) = read_record(&mut self.flash, offset, self.layout.record_size, buf)?
-        else {
+        let offset = *self.layout.config.get(usize::from(slot)).ok_or(Error::Layout)?;
+        let Some((_, body)) = read_record(&mut self.flash, offset, self.layout.record_size, buf)? else {
             return Err(Error::Invariant("config slot holds no valid record"));
         };
-        let record: ConfigRecord<'b> =
-            postcard::from_bytes(body).map_err(|_| Error::Invariant("config record"))?;
+        let record: ConfigRecord<'b> = postcard::from_bytes(body).map_err(|_| Error::Invariant("config record"))?;
         Ok(record.payload)
     }
 
@@ -299,36 +284,18 @@ impl<F: NorFlash> Agent<F> {
         if let Some(slot) = self.state.config_trial.take() {
             let manifest = self.state.configs[usize::from(slot)].map(|c| c.manifest);
             self.state.configs[usize::from(slot)] = None;
-            push(
-                &mut out,
-                Output::Report(Event::ConfigReverted {
-                    manifest,
-                    reason: RevertReason::UnconfirmedReboot,
-                }),
-            );
+            push(&mut out, Output::Report(Event::ConfigReverted { manifest, reason: RevertReason::UnconfirmedReboot }));
         }
-        let mut run = Running {
-            slot: self.state.active,
-            testing: false,
-        };
+        let mut run = Running { slot: self.state.active, testing: false };
         match self.state.trial {
             Some(t) if !t.started => {
                 self.state.trial = Some(Trial { started: true, ..t });
-                run = Running {
-                    slot: t.slot,
-                    testing: true,
-                };
+                run = Running { slot: t.slot, testing: true };
             }
             Some(t) => {
                 let manifest = self.drop_slot(t.slot);
                 self.state.trial = None;
-                push(
-                    &mut out,
-                    Output::Report(Event::Reverted {
-                        manifest,
-                        reason: RevertReason::UnconfirmedReboot,
-                    }),
-                );
+                push(&mut out, Output::Report(Event::Reverted { manifest, reason: RevertReason::UnconfirmedReboot }));
             }
             None => {}
         }
@@ -347,36 +314,15 @@ impl<F: NorFlash> Agent<F> {
                 }
                 self.state.active = other;
             }
-            run = Running {
-                slot: self.state.active,
-                testing: false,
-            };
-            push(
-                &mut out,
-                Output::Report(Event::Reverted {
-                    manifest,
-                    reason: RevertReason::ImageCorrupt,
-                }),
-            );
+            run = Running { slot: self.state.active, testing: false };
+            push(&mut out, Output::Report(Event::Reverted { manifest, reason: RevertReason::ImageCorrupt }));
         }
         self.persist()?;
         self.running = Some(run);
         push(&mut out, Output::Report(Event::Status(self.status())));
-        push(
-            &mut out,
-            Output::Run {
-                slot: run.slot,
-                testing: run.testing,
-            },
-        );
+        push(&mut out, Output::Run { slot: run.slot, testing: run.testing });
         if let Some(slot) = self.state.config_active {
-            push(
-                &mut out,
-                Output::ApplyConfig {
-                    slot,
-                    testing: false,
-                },
-            );
+            push(&mut out, Output::ApplyConfig { slot, testing: false });
         }
         Ok(out)
     }
@@ -391,9 +337,7 @@ impl<F: NorFlash> Agent<F> {
 
     /// Forgets what a slot holds (it will never be booted again); returns its manifest.
     fn drop_slot(&mut self, slot: u8) -> Option<Digest> {
-        self.state.slots[usize::from(slot)]
-            .take()
-            .map(|i| i.manifest)
+        self.state.slots[usize::from(slot)].take().map(|i| i.manifest)
     }
 
     // ---- deliveries --------------------------------------------------------------------------
@@ -408,10 +352,7 @@ impl<F: NorFlash> Agent<F> {
             now: now_ms / 1000,
         };
         let accepted = check_delivery(bytes, &cx)?;
-        let Accepted {
-            manifest: m,
-            digest,
-        } = accepted;
+        let Accepted { manifest: m, digest } = accepted;
         // Every check held. From here on, the device acts.
         self.state.last_sequence = m.sequence;
         let mut out = Outputs::new();
@@ -425,19 +366,10 @@ impl<F: NorFlash> Agent<F> {
             }
             Action::Config(c) => {
                 let slot = self.state.config_active.map_or(0, |a| 1 - a);
-                let meta = ConfigMeta {
-                    manifest: digest,
-                    version: c.version,
-                };
+                let meta = ConfigMeta { manifest: digest, version: c.version };
                 let mut buf = [0u8; MAX_CONFIG + 64];
-                let record = postcard::to_slice(
-                    &ConfigRecord {
-                        meta,
-                        payload: c.payload,
-                    },
-                    &mut buf,
-                )
-                .map_err(|_| Refusal::Malformed)?;
+                let record = postcard::to_slice(&ConfigRecord { meta, payload: c.payload }, &mut buf)
+                    .map_err(|_| Refusal::Malformed)?;
                 // The config slot is written before the state record names it: a power cut in
                 // between leaves an unreferenced slot, never a referenced torn one.
                 if self.state.config_previous == Some(slot) {
@@ -455,20 +387,8 @@ impl<F: NorFlash> Agent<F> {
                 self.state.configs[usize::from(slot)] = Some(meta);
                 self.state.config_trial = Some(slot);
                 self.persist()?;
-                push(
-                    &mut out,
-                    Output::Report(Event::ConfigApplied {
-                        manifest: digest,
-                        version: c.version,
-                    }),
-                );
-                push(
-                    &mut out,
-                    Output::ApplyConfig {
-                        slot,
-                        testing: true,
-                    },
-                );
+                push(&mut out, Output::Report(Event::ConfigApplied { manifest: digest, version: c.version }));
+                push(&mut out, Output::ApplyConfig { slot, testing: true });
             }
             Action::Decommission => {
                 self.download = None;
@@ -476,10 +396,7 @@ impl<F: NorFlash> Agent<F> {
                 self.state.decommissioned = true;
                 self.persist()?;
                 self.wipe_identity()?;
-                push(
-                    &mut out,
-                    Output::Report(Event::Decommissioned { manifest: digest }),
-                );
+                push(&mut out, Output::Report(Event::Decommissioned { manifest: digest }));
                 push(&mut out, Output::WipeKeys);
             }
         }
@@ -490,14 +407,7 @@ impl<F: NorFlash> Agent<F> {
         self.identity_records.wipe(&mut self.flash)
     }
 
-    fn start_download(
-        &mut self,
-        now_ms: u64,
-        manifest: Digest,
-        fw: &Firmware<'_>,
-        slot: u8,
-        out: &mut Outputs,
-    ) {
+    fn start_download(&mut self, now_ms: u64, manifest: Digest, fw: &Firmware<'_>, slot: u8, out: &mut Outputs) {
         let image = ImageMeta {
             manifest,
             digest: fw.image_digest,
@@ -549,11 +459,7 @@ impl<F: NorFlash> Agent<F> {
         if at < d.image.size {
             if at >= d.next_progress {
                 d.next_progress = d.next_progress.saturating_add((d.image.size / 4).max(1));
-                let event = Event::Progress {
-                    manifest: d.manifest,
-                    received: at,
-                    total: d.image.size,
-                };
+                let event = Event::Progress { manifest: d.manifest, received: at, total: d.image.size };
                 push(&mut out, Output::Report(event));
             }
             if !self.paused && d.requested < d.image.size {
@@ -574,10 +480,7 @@ impl<F: NorFlash> Agent<F> {
         self.download = None;
         // The commit point: only now does the slot become bootable, and only on trial.
         self.state.slots[usize::from(slot)] = Some(image);
-        self.state.trial = Some(Trial {
-            slot,
-            started: false,
-        });
+        self.state.trial = Some(Trial { slot, started: false });
         self.state.downloading = None;
         self.persist()?;
         push(&mut out, Output::Report(Event::Installed { manifest }));
@@ -600,10 +503,7 @@ impl<F: NorFlash> Agent<F> {
             if !self.paused && now_ms.saturating_sub(d.last_activity_ms) >= timeout {
                 d.last_activity_ms = now_ms;
                 let from = d.writer.position();
-                push(
-                    &mut out,
-                    Output::RequestChunks(request(d, from, window * d.chunk)),
-                );
+                push(&mut out, Output::RequestChunks(request(d, from, window * d.chunk)));
             }
         }
         out
@@ -615,30 +515,18 @@ impl<F: NorFlash> Agent<F> {
         let mut out = Outputs::new();
         if let Some(run) = self.running.filter(|r| r.testing) {
             if ok {
-                let image = self.state.slots[usize::from(run.slot)]
-                    .ok_or(Error::Invariant("trial slot empty"))?;
+                let image = self.state.slots[usize::from(run.slot)].ok_or(Error::Invariant("trial slot empty"))?;
                 self.state.active = run.slot;
                 self.state.trial = None;
-                self.state.min_security_counter =
-                    self.state.min_security_counter.max(image.security_counter);
+                self.state.min_security_counter = self.state.min_security_counter.max(image.security_counter);
                 self.persist()?;
-                self.running = Some(Running {
-                    slot: run.slot,
-                    testing: false,
-                });
-                push(
-                    &mut out,
-                    Output::Report(Event::Confirmed {
-                        manifest: image.manifest,
-                        version: image.version,
-                    }),
-                );
+                self.running = Some(Running { slot: run.slot, testing: false });
+                push(&mut out, Output::Report(Event::Confirmed { manifest: image.manifest, version: image.version }));
             } else {
                 self.revert_trial_image(RevertReason::HealthCheckFailed, &mut out)?;
             }
         } else if let Some(slot) = self.state.config_trial {
-            let meta = self.state.configs[usize::from(slot)]
-                .ok_or(Error::Invariant("trial config empty"))?;
+            let meta = self.state.configs[usize::from(slot)].ok_or(Error::Invariant("trial config empty"))?;
             if ok {
                 self.state.config_previous = self.state.config_active;
                 self.state.config_active = Some(slot);
@@ -646,10 +534,7 @@ impl<F: NorFlash> Agent<F> {
                 self.persist()?;
                 push(
                     &mut out,
-                    Output::Report(Event::ConfigConfirmed {
-                        manifest: meta.manifest,
-                        version: meta.version,
-                    }),
+                    Output::Report(Event::ConfigConfirmed { manifest: meta.manifest, version: meta.version }),
                 );
             } else {
                 self.revert_trial_config(RevertReason::HealthCheckFailed, &mut out)?;
@@ -666,39 +551,19 @@ impl<F: NorFlash> Agent<F> {
         self.state.trial = None;
         self.persist()?;
         push(out, Output::Report(Event::Reverted { manifest, reason }));
-        push(
-            out,
-            Output::Reboot {
-                slot: self.state.active,
-            },
-        );
+        push(out, Output::Reboot { slot: self.state.active });
         Ok(())
     }
 
-    fn revert_trial_config(
-        &mut self,
-        reason: RevertReason,
-        out: &mut Outputs,
-    ) -> Result<(), Error> {
+    fn revert_trial_config(&mut self, reason: RevertReason, out: &mut Outputs) -> Result<(), Error> {
         let Some(slot) = self.state.config_trial.take() else {
             return Err(Refusal::NothingToRevert.into());
         };
-        let manifest = self.state.configs[usize::from(slot)]
-            .take()
-            .map(|c| c.manifest);
+        let manifest = self.state.configs[usize::from(slot)].take().map(|c| c.manifest);
         self.persist()?;
-        push(
-            out,
-            Output::Report(Event::ConfigReverted { manifest, reason }),
-        );
+        push(out, Output::Report(Event::ConfigReverted { manifest, reason }));
         if let Some(active) = self.state.config_active {
-            push(
-                out,
-                Output::ApplyConfig {
-                    slot: active,
-                    testing: false,
-                },
-            );
+            push(out, Output::ApplyConfig { slot: active, testing: false });
         }
         Ok(())
     }
@@ -767,13 +632,7 @@ impl<F: NorFlash> Agent<F> {
         // The image reverted from is dropped: it never boots again, not even as a fallback.
         let manifest = self.drop_slot(self.state.active);
         self.state.active = other;
-        push(
-            out,
-            Output::Report(Event::Reverted {
-                manifest,
-                reason: RevertReason::Command,
-            }),
-        );
+        push(out, Output::Report(Event::Reverted { manifest, reason: RevertReason::Command }));
         push(out, Output::Reboot { slot: other });
         Ok(())
     }
@@ -782,30 +641,14 @@ impl<F: NorFlash> Agent<F> {
         let Some(previous) = self.state.config_previous else {
             return Err(Refusal::NothingToRevert.into());
         };
-        let manifest = self
-            .state
-            .config_active
-            .and_then(|s| self.state.configs[usize::from(s)])
-            .map(|c| c.manifest);
+        let manifest = self.state.config_active.and_then(|s| self.state.configs[usize::from(s)]).map(|c| c.manifest);
         if let Some(active) = self.state.config_active {
             self.state.configs[usize::from(active)] = None;
         }
         self.state.config_active = Some(previous);
         self.state.config_previous = None;
-        push(
-            out,
-            Output::Report(Event::ConfigReverted {
-                manifest,
-                reason: RevertReason::Command,
-            }),
-        );
-        push(
-            out,
-            Output::ApplyConfig {
-                slot: previous,
-                testing: false,
-            },
-        );
+        push(out, Output::Report(Event::ConfigReverted { manifest, reason: RevertReason::Command }));
+        push(out, Output::ApplyConfig { slot: previous, testing: false });
         Ok(())
     }
 
@@ -824,8 +667,7 @@ impl<F: NorFlash> Agent<F> {
     fn persist(&mut self) -> Result<(), Error> {
         self.state.check().map_err(Error::Invariant)?;
         let mut buf = [0u8; MAX_STATE];
-        let body = postcard::to_slice(&self.state, &mut buf)
-            .map_err(|_| Error::Invariant("state record too large"))?;
+        let body = postcard::to_slice(&self.state, &mut buf).map_err(|_| Error::Invariant("state record too large"))?;
         self.state_records.store(&mut self.flash, body)
     }
 }
@@ -834,11 +676,7 @@ impl<F: NorFlash> Agent<F> {
 fn request(d: &mut Download, from: u32, len: u32) -> ChunkRequest {
     let end = from.saturating_add(len).min(d.image.size);
     d.requested = d.requested.max(end);
-    ChunkRequest {
-        image: d.image.digest,
-        offset: from,
-        len: end - from,
-    }
+    ChunkRequest { image: d.image.digest, offset: from, len: end - from }
 }
 
 /// Outputs never exceed their capacity by construction (at most five per input); a full vector
@@ -883,13 +721,7 @@ pub fn provision<F: NorFlash>(
         version: factory.version,
         security_counter: factory.security_counter,
     };
-    for offset in layout
-        .state
-        .iter()
-        .chain(&layout.trust)
-        .chain(&layout.identity)
-        .chain(&layout.config)
-    {
+    for offset in layout.state.iter().chain(&layout.trust).chain(&layout.identity).chain(&layout.config) {
         crate::record::wipe(flash, *offset, layout.record_size)?;
     }
     let mut buf = [0u8; MAX_STATE];
@@ -897,7 +729,6 @@ pub fn provision<F: NorFlash>(
     Pair::new(layout.identity, layout.record_size).store(flash, id)?;
     Pair::new(layout.trust, layout.record_size).store(flash, trust_root)?;
     let state = State::factory(image);
-    let body = postcard::to_slice(&state, &mut buf)
-        .map_err(|_| Error::Invariant("state record too large"))?;
+    let body = postcard::to_slice(&state, &mut buf).map_err(|_| Error::Invariant("state record too large"))?;
     Pair::new(layout.state, layout.record_size).store(flash, body)
 }

@@ -5,8 +5,7 @@
 
 use crate::state::{Identity, State};
 use airlock_proto::{
-    check_quorum, decode, manifest_digest, Action, Delivery, Digest, Domain, Manifest, Refusal,
-    TrustRoot,
+    check_quorum, decode, manifest_digest, Action, Delivery, Digest, Domain, Manifest, Refusal, TrustRoot,
 };
 
 /// What the device knows when it judges a delivery.
@@ -27,17 +26,12 @@ pub(crate) struct Accepted<'a> {
 }
 
 /// Runs the checks in the order of DESIGN.md's list; the first failure is the reported reason.
-pub(crate) fn check_delivery<'a>(
-    bytes: &'a [u8],
-    cx: &Context<'_>,
-) -> Result<Accepted<'a>, Refusal> {
+pub(crate) fn check_delivery<'a>(bytes: &'a [u8], cx: &Context<'_>) -> Result<Accepted<'a>, Refusal> {
     let delivery: Delivery<'a> = decode(bytes)?;
     if cx.trust.expired(cx.now) {
         return Err(Refusal::TrustRootExpired);
     }
-    let body = delivery
-        .manifest
-        .verify_by(Domain::Manifest, &cx.trust.release_keys)?;
+    let body = delivery.manifest.verify_by(Domain::Manifest, &cx.trust.release_keys)?;
     let m: Manifest<'a> = decode(body)?;
     let digest = manifest_digest(body);
     if cx.now >= m.expires_at {
@@ -48,33 +42,19 @@ pub(crate) fn check_delivery<'a>(
     if m.sequence <= cx.state.last_sequence && !resume {
         return Err(Refusal::Replay);
     }
-    delivery.proof.verify(
-        cx.identity.device_id.as_bytes(),
-        m.cohort.size,
-        &m.cohort.root,
-    )?;
+    delivery.proof.verify(cx.identity.device_id.as_bytes(), m.cohort.size, &m.cohort.root)?;
     if let Action::Firmware(fw) = &m.action {
         if fw.hardware != cx.identity.hardware.as_str() {
             return Err(Refusal::WrongHardware);
         }
     }
-    check_quorum(
-        cx.trust,
-        &m,
-        digest,
-        &delivery.approvals,
-        cx.identity.min_tier,
-    )?;
+    check_quorum(cx.trust, &m, digest, &delivery.approvals, cx.identity.min_tier)?;
     if cx.state.trial.is_some() || cx.state.config_trial.is_some() {
         return Err(Refusal::Busy);
     }
     match &m.action {
         Action::Firmware(fw) => {
-            let installed = cx
-                .state
-                .active_image()
-                .map(|i| i.version)
-                .unwrap_or_default();
+            let installed = cx.state.active_image().map(|i| i.version).unwrap_or_default();
             if fw.version <= installed {
                 return Err(Refusal::VersionDowngrade);
             }
@@ -86,18 +66,12 @@ pub(crate) fn check_delivery<'a>(
             }
         }
         Action::Config(c) => {
-            let active = cx
-                .state
-                .config_active
-                .and_then(|s| cx.state.configs[usize::from(s)]);
+            let active = cx.state.config_active.and_then(|s| cx.state.configs[usize::from(s)]);
             if active.is_some_and(|a| c.version <= a.version) {
                 return Err(Refusal::VersionDowngrade);
             }
         }
         Action::Decommission => {}
     }
-    Ok(Accepted {
-        manifest: m,
-        digest,
-    })
+    Ok(Accepted { manifest: m, digest })
 }

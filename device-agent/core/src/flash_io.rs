@@ -39,14 +39,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) const fn new(base: u32, len: u32) -> Writer {
-        Writer {
-            base,
-            len,
-            flushed: 0,
-            erased: 0,
-            unit: [0xFF; WRITE_UNIT],
-            staged: 0,
-        }
+        Writer { base, len, flushed: 0, erased: 0, unit: [0xFF; WRITE_UNIT], staged: 0 }
     }
 
     /// Bytes accepted so far.
@@ -117,11 +110,7 @@ impl Writer {
 }
 
 /// SHA-256 over `len` bytes of flash at `offset`.
-pub(crate) fn hash_region<F: NorFlash>(
-    f: &mut F,
-    offset: u32,
-    len: u32,
-) -> Result<[u8; 32], Error> {
+pub(crate) fn hash_region<F: NorFlash>(f: &mut F, offset: u32, len: u32) -> Result<[u8; 32], Error> {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     let mut buf = [0u8; 256];

@@ -64,34 +64,16 @@ impl Layout {
         let erase = F::ERASE_SIZE as u32;
         let unit_ok = WRITE_UNIT % F::WRITE_SIZE == 0 && WRITE_UNIT % F::READ_SIZE == 0;
         let mut regions: heapless::Vec<(u32, u32), 10> = heapless::Vec::new();
-        for &o in self
-            .state
-            .iter()
-            .chain(&self.trust)
-            .chain(&self.identity)
-            .chain(&self.config)
-        {
-            regions
-                .push((o, self.record_size))
-                .map_err(|_| Error::Layout)?;
+        for &o in self.state.iter().chain(&self.trust).chain(&self.identity).chain(&self.config) {
+            regions.push((o, self.record_size)).map_err(|_| Error::Layout)?;
         }
         for &o in &self.slots {
-            regions
-                .push((o, self.slot_size))
-                .map_err(|_| Error::Layout)?;
+            regions.push((o, self.slot_size)).map_err(|_| Error::Layout)?;
         }
-        let aligned = regions
-            .iter()
-            .all(|&(o, len)| o % erase == 0 && len % erase == 0 && len > 0);
-        let fits = regions.iter().all(|&(o, len)| {
-            o.checked_add(len)
-                .is_some_and(|e| e as usize <= flash.capacity())
-        });
-        let disjoint = regions.iter().enumerate().all(|(i, a)| {
-            regions[..i]
-                .iter()
-                .all(|b| a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0)
-        });
+        let aligned = regions.iter().all(|&(o, len)| o % erase == 0 && len % erase == 0 && len > 0);
+        let fits = regions.iter().all(|&(o, len)| o.checked_add(len).is_some_and(|e| e as usize <= flash.capacity()));
+        let disjoint =
+            regions.iter().enumerate().all(|(i, a)| regions[..i].iter().all(|b| a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0));
         if unit_ok && aligned && fits && disjoint && self.record_size >= MIN_RECORD_REGION {
             Ok(())
         } else {

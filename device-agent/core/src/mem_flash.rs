@@ -7,9 +7,7 @@
 
 #[cfg(not(test))]
 use alloc::{vec, vec::Vec};
-use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 
 /// The error of a [`MemFlash`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,12 +45,7 @@ impl MemFlash {
 
     /// A fully erased flash of `size` bytes.
     pub fn new(size: usize) -> Self {
-        MemFlash {
-            data: vec![0xFF; size],
-            ops: 0,
-            cut_at: None,
-            powered: true,
-        }
+        MemFlash { data: vec![0xFF; size], ops: 0, cut_at: None, powered: true }
     }
 
     /// Mutating operations (writes and erases) so far.
@@ -86,20 +79,12 @@ impl MemFlash {
         &mut self.data
     }
 
-    fn range(
-        &self,
-        offset: u32,
-        len: usize,
-        align: usize,
-    ) -> Result<core::ops::Range<usize>, MemFlashError> {
+    fn range(&self, offset: u32, len: usize, align: usize) -> Result<core::ops::Range<usize>, MemFlashError> {
         let start = offset as usize;
         if start % align != 0 || len % align != 0 {
             return Err(MemFlashError::NotAligned);
         }
-        let end = start
-            .checked_add(len)
-            .filter(|&e| e <= self.data.len())
-            .ok_or(MemFlashError::OutOfBounds)?;
+        let end = start.checked_add(len).filter(|&e| e <= self.data.len()).ok_or(MemFlashError::OutOfBounds)?;
         Ok(start..end)
     }
 

@@ -95,20 +95,11 @@ pub(crate) struct Pair {
 
 impl Pair {
     pub(crate) const fn new(offsets: [u32; 2], region: u32) -> Pair {
-        Pair {
-            offsets,
-            region,
-            generation: 0,
-            newest: 1,
-        }
+        Pair { offsets, region, generation: 0, newest: 1 }
     }
 
     /// Loads the newest valid copy into `buf`.
-    pub(crate) fn load<'b, F: NorFlash>(
-        &mut self,
-        f: &mut F,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, Error> {
+    pub(crate) fn load<'b, F: NorFlash>(&mut self, f: &mut F, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, Error> {
         let mut best: Option<(usize, u32, usize)> = None;
         for i in 0..2 {
             if let Some((g, body)) = read_record(f, self.offsets[i], self.region, buf)? {

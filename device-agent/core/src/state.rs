@@ -106,15 +106,11 @@ impl State {
             return Err("active slot holds no image");
         }
         if let Some(t) = self.trial {
-            if !slot_ok(t.slot)
-                || t.slot == self.active
-                || self.slots[usize::from(t.slot)].is_none()
-            {
+            if !slot_ok(t.slot) || t.slot == self.active || self.slots[usize::from(t.slot)].is_none() {
                 return Err("trial slot is not a written, inactive slot");
             }
         }
-        let cfg =
-            |s: Option<u8>| s.is_none_or(|s| slot_ok(s) && self.configs[usize::from(s)].is_some());
+        let cfg = |s: Option<u8>| s.is_none_or(|s| slot_ok(s) && self.configs[usize::from(s)].is_some());
         if !cfg(self.config_active) || !cfg(self.config_previous) || !cfg(self.config_trial) {
             return Err("config slot reference without a config");
         }

@@ -29,13 +29,7 @@ pub fn layout() -> Layout {
 
 /// Deterministic image bytes for a version.
 pub fn image(version: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .rotate_left(u32::from(version)) as u8
-        })
-        .collect()
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(u32::from(version)) as u8).collect()
 }
 
 pub fn sha256(b: &[u8]) -> Digest {
@@ -46,21 +40,10 @@ pub fn sha256(b: &[u8]) -> Digest {
 pub fn rules() -> TierRules {
     let req = |approvals, roles| Requirement { approvals, roles };
     TierRules {
-        requirements: [
-            req(0, Roles::NONE),
-            req(1, Roles::APPROVER),
-            req(2, Roles::APPROVER),
-            req(2, Roles::EXPERT),
-        ],
+        requirements: [req(0, Roles::NONE), req(1, Roles::APPROVER), req(2, Roles::APPROVER), req(2, Roles::EXPERT)],
         size_floors: heapless::Vec::from_slice(&[
-            SizeFloor {
-                min_size: 100,
-                tier: Tier::Single,
-            },
-            SizeFloor {
-                min_size: 1000,
-                tier: Tier::TwoPerson,
-            },
+            SizeFloor { min_size: 100, tier: Tier::Single },
+            SizeFloor { min_size: 1000, tier: Tier::TwoPerson },
         ])
         .unwrap(),
         no_rollback: Tier::Single,
@@ -104,27 +87,12 @@ impl Fleet {
             root_threshold: 2,
             root_keys: roots.iter().map(public_key).collect(),
             release_keys: heapless::Vec::from_slice(&[public_key(&release)]).unwrap(),
-            approvers: approvers
-                .iter()
-                .zip(roles)
-                .map(|(k, roles)| Approver {
-                    key: public_key(k),
-                    roles,
-                })
-                .collect(),
+            approvers: approvers.iter().zip(roles).map(|(k, roles)| Approver { key: public_key(k), roles }).collect(),
             rules: rules(),
         };
         let trust_bytes = sign_trust_root(&trust, &[&roots[0], &roots[1]]);
         let cohort = (0..5).map(|i| format!("dev-{i:04}")).collect();
-        Fleet {
-            roots,
-            release,
-            approvers,
-            requester: key(30),
-            trust,
-            trust_bytes,
-            cohort,
-        }
+        Fleet { roots, release, approvers, requester: key(30), trust, trust_bytes, cohort }
     }
 
     pub fn firmware(&self, version: Version, img: &[u8]) -> ManifestSpec {
@@ -166,10 +134,7 @@ impl ManifestSpec {
                 issued_at: NOW - 60,
                 expires_at: NOW + 86_400,
                 action,
-                cohort: Cohort {
-                    root: tree.root(),
-                    size: tree.size(),
-                },
+                cohort: Cohort { root: tree.root(), size: tree.size() },
                 rollout_plan: Digest::from([7; 32]),
                 rollback: Rollback::Previous,
                 security: false,
@@ -189,19 +154,13 @@ impl ManifestSpec {
     pub fn signed(&self) -> SignedOwned {
         let mut m = self.m;
         let tree = CohortTree::new(&self.cohort);
-        m.cohort = Cohort {
-            root: tree.root(),
-            size: self.declared_size.unwrap_or(tree.size()),
-        };
+        m.cohort = Cohort { root: tree.root(), size: self.declared_size.unwrap_or(tree.size()) };
         SignedOwned::sign(Domain::Manifest, &m, &self.release)
     }
 
     pub fn approvals(&self, signed: &SignedOwned) -> Vec<Approval> {
         let digest = manifest_digest(&signed.body);
-        self.approvers
-            .iter()
-            .map(|k| approve(digest, Decision::Approve, k))
-            .collect()
+        self.approvers.iter().map(|k| approve(digest, Decision::Approve, k)).collect()
     }
 
     /// The encoded delivery.
@@ -212,11 +171,7 @@ impl ManifestSpec {
 
     pub fn bytes_with(&self, signed: &SignedOwned, approvals: &[Approval]) -> Vec<u8> {
         let tree = CohortTree::new(&self.cohort);
-        let index = self
-            .cohort
-            .iter()
-            .position(|d| *d == self.proof_for)
-            .unwrap_or(0);
+        let index = self.cohort.iter().position(|d| *d == self.proof_for).unwrap_or(0);
         let mut proof = tree.proof(index).unwrap();
         if !self.cohort.contains(&self.proof_for) {
             proof.index = 0;
@@ -247,20 +202,8 @@ pub fn provisioned(fleet: &Fleet, identity: &Identity) -> MemFlash {
     let img = image(1, FACTORY_LEN);
     let a = l.slots[0] as usize;
     flash.bytes_mut()[a..a + img.len()].copy_from_slice(&img);
-    let factory = Factory {
-        version: Version::new(1, 0, 0),
-        security_counter: 1,
-        size: img.len() as u32,
-    };
-    provision(
-        &mut flash,
-        &l,
-        identity,
-        &fleet.trust_bytes,
-        factory,
-        NOW_MS,
-    )
-    .unwrap();
+    let factory = Factory { version: Version::new(1, 0, 0), security_counter: 1, size: img.len() as u32 };
+    provision(&mut flash, &l, identity, &fleet.trust_bytes, factory, NOW_MS).unwrap();
     flash
 }
 
@@ -288,22 +231,12 @@ pub struct Runtime<'i> {
 
 impl<'i> Runtime<'i> {
     pub fn new(image: &'i [u8]) -> Self {
-        Runtime {
-            image,
-            health: true,
-            now_ms: NOW_MS,
-            outputs: Vec::new(),
-            drop_once: Vec::new(),
-        }
+        Runtime { image, health: true, now_ms: NOW_MS, outputs: Vec::new(), drop_once: Vec::new() }
     }
 
     pub fn chunk_bytes(&self, offset: u32, len: u32) -> Vec<u8> {
         let end = ((offset + len) as usize).min(self.image.len());
-        let chunk = Chunk {
-            image: sha256(self.image),
-            offset,
-            data: &self.image[offset as usize..end],
-        };
+        let chunk = Chunk { image: sha256(self.image), offset, data: &self.image[offset as usize..end] };
         postcard::to_allocvec(&chunk).unwrap()
     }
 
@@ -341,9 +274,7 @@ impl<'i> Runtime<'i> {
                             self.drop_once.remove(p);
                             queue.push_back(Owned::Tick);
                         } else {
-                            queue.push_back(Owned::Chunk(
-                                self.chunk_bytes(at, CHUNK.min(r.offset + r.len - at)),
-                            ));
+                            queue.push_back(Owned::Chunk(self.chunk_bytes(at, CHUNK.min(r.offset + r.len - at))));
                         }
                         at += CHUNK;
                     }
@@ -381,11 +312,7 @@ pub fn running_image(agent: &mut Agent<MemFlash>) -> (Version, Digest) {
     let meta = state.active_image().copied().unwrap();
     let off = layout().slots[usize::from(state.active)] as usize;
     let bytes = agent.flash_mut().bytes()[off..off + meta.size as usize].to_vec();
-    assert_eq!(
-        sha256(&bytes),
-        meta.digest,
-        "active slot content does not match its record"
-    );
+    assert_eq!(sha256(&bytes), meta.digest, "active slot content does not match its record");
     (meta.version, meta.digest)
 }
 

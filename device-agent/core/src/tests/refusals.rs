@@ -19,10 +19,7 @@ fn refused_on(agent: &mut Agent<MemFlash>, input: Input<'_>) -> Refusal {
     let state = agent.state().clone();
     let r = refusal(agent.handle(NOW_MS, input));
     assert_eq!(agent.flash_mut().ops(), ops, "a refusal must not write");
-    assert!(
-        agent.flash_mut().bytes() == before.as_slice(),
-        "a refusal must not change flash"
-    );
+    assert!(agent.flash_mut().bytes() == before.as_slice(), "a refusal must not change flash");
     assert_eq!(agent.state(), &state, "a refusal must not change state");
     r
 }
@@ -35,16 +32,8 @@ fn v2() -> (Fleet, Vec<u8>) {
 fn the_valid_delivery_used_by_these_tests_is_accepted() {
     let (fleet, img) = v2();
     let mut agent = device(&fleet);
-    let out = agent
-        .handle(
-            NOW_MS,
-            Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes()),
-        )
-        .unwrap();
-    assert!(matches!(
-        out[0],
-        crate::Output::Report(Event::Accepted { .. })
-    ));
+    let out = agent.handle(NOW_MS, Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes())).unwrap();
+    assert!(matches!(out[0], crate::Output::Report(Event::Accepted { .. })));
 }
 
 #[test]
@@ -88,10 +77,7 @@ fn manifest_with_a_forged_signature_is_refused() {
     m.cohort.size = 4;
     signed.body = airlock_proto::codec::encode(&m);
     let approvals = spec.approvals(&signed);
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes_with(&signed, &approvals)),
-        Refusal::BadSignature
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes_with(&signed, &approvals)), Refusal::BadSignature);
 }
 
 #[test]
@@ -99,16 +85,9 @@ fn manifest_signed_with_another_domain_is_refused() {
     let (fleet, img) = v2();
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
     let good = spec.signed();
-    let cross = SignedOwned::sign(
-        Domain::Command,
-        &decode::<Manifest<'_>>(&good.body).unwrap(),
-        &fleet.release,
-    );
+    let cross = SignedOwned::sign(Domain::Command, &decode::<Manifest<'_>>(&good.body).unwrap(), &fleet.release);
     let approvals = spec.approvals(&cross);
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes_with(&cross, &approvals)),
-        Refusal::BadSignature
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes_with(&cross, &approvals)), Refusal::BadSignature);
 }
 
 #[test]
@@ -118,10 +97,7 @@ fn delivery_under_an_expired_trust_root_is_refused() {
     let bytes = fleet.firmware(Version::new(2, 0, 0), &img).bytes();
     let later = (fleet.trust.expires_at + 1) * 1000;
     let before = agent.state().clone();
-    assert_eq!(
-        refusal(agent.handle(later, Input::Delivery(&bytes))),
-        Refusal::TrustRootExpired
-    );
+    assert_eq!(refusal(agent.handle(later, Input::Delivery(&bytes))), Refusal::TrustRootExpired);
     assert_eq!(agent.state(), &before);
 }
 
@@ -139,21 +115,13 @@ fn replayed_manifest_is_refused() {
     let (fleet, img) = v2();
     let mut agent = device(&fleet);
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
-    Runtime::new(&img)
-        .run(&mut agent, Input::Delivery(&spec.bytes()))
-        .unwrap();
+    Runtime::new(&img).run(&mut agent, Input::Delivery(&spec.bytes())).unwrap();
     assert_eq!(running_image(&mut agent).0, Version::new(2, 0, 0));
     // The very same bytes again, and an older sequence with a newer version.
-    assert_eq!(
-        refused_on(&mut agent, Input::Delivery(&spec.bytes())),
-        Refusal::Replay
-    );
+    assert_eq!(refused_on(&mut agent, Input::Delivery(&spec.bytes())), Refusal::Replay);
     let mut older = fleet.firmware(Version::new(3, 0, 0), &img);
     older.m.sequence = 99;
-    assert_eq!(
-        refused_on(&mut agent, Input::Delivery(&older.bytes())),
-        Refusal::Replay
-    );
+    assert_eq!(refused_on(&mut agent, Input::Delivery(&older.bytes())), Refusal::Replay);
 }
 
 #[test]
@@ -161,10 +129,7 @@ fn device_outside_the_cohort_is_refused() {
     let (fleet, img) = v2();
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.cohort = vec!["dev-0000".into(), "dev-0001".into()];
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::NotInCohort
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::NotInCohort);
 }
 
 #[test]
@@ -174,10 +139,7 @@ fn understated_cohort_size_is_refused() {
     let (fleet, img) = v2();
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.declared_size = Some(3);
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::NotInCohort
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::NotInCohort);
 }
 
 #[test]
@@ -187,10 +149,7 @@ fn firmware_for_other_hardware_is_refused() {
     if let Action::Firmware(f) = &mut spec.m.action {
         f.hardware = "other-board";
     }
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::WrongHardware
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::WrongHardware);
 }
 
 #[test]
@@ -200,10 +159,7 @@ fn tier_below_the_floor_for_a_missing_rollback_plan_is_refused() {
     spec.m.rollback = Rollback::None;
     spec.m.tier = Tier::AutoPass;
     spec.approvers.clear();
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::TierBelowFloor
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::TierBelowFloor);
 }
 
 #[test]
@@ -211,10 +167,7 @@ fn security_change_tiered_single_is_refused() {
     let (fleet, img) = v2();
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.m.security = true;
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::TierBelowFloor
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::TierBelowFloor);
 }
 
 #[test]
@@ -225,10 +178,7 @@ fn large_cohort_tiered_below_its_size_floor_is_refused() {
     cohort.sort();
     spec.cohort = cohort;
     spec.m.tier = Tier::Single;
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::TierBelowFloor
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::TierBelowFloor);
 }
 
 #[test]
@@ -240,10 +190,7 @@ fn device_with_its_own_floor_refuses_auto_pass() {
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.m.tier = Tier::AutoPass;
     spec.approvers.clear();
-    assert_eq!(
-        refused_on(&mut agent, Input::Delivery(&spec.bytes())),
-        Refusal::TierBelowFloor
-    );
+    assert_eq!(refused_on(&mut agent, Input::Delivery(&spec.bytes())), Refusal::TierBelowFloor);
 }
 
 #[test]
@@ -252,10 +199,7 @@ fn blocked_tier_is_refused_whatever_its_approvals() {
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.m.tier = Tier::Blocked;
     spec.approvers = fleet.approvers[..3].to_vec();
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::TierBlocked
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::TierBlocked);
 }
 
 #[test]
@@ -263,10 +207,7 @@ fn two_person_tier_with_one_approval_is_refused() {
     let (fleet, img) = v2();
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.m.tier = Tier::TwoPerson;
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::QuorumShort
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::QuorumShort);
 }
 
 #[test]
@@ -274,10 +215,7 @@ fn approval_stripped_delivery_is_refused() {
     let (fleet, img) = v2();
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
     let signed = spec.signed();
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes_with(&signed, &[])),
-        Refusal::QuorumShort
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes_with(&signed, &[])), Refusal::QuorumShort);
 }
 
 #[test]
@@ -286,10 +224,7 @@ fn expert_tier_without_an_expert_is_refused() {
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.m.tier = Tier::Expert;
     spec.approvers = fleet.approvers[..2].to_vec();
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::MissingRole
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::MissingRole);
 }
 
 #[test]
@@ -297,10 +232,7 @@ fn requester_among_the_approvers_is_refused() {
     let (fleet, img) = v2();
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.m.requester = public_key(&fleet.approvers[0]);
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::RequesterApproved
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::RequesterApproved);
 }
 
 #[test]
@@ -309,10 +241,7 @@ fn the_same_approver_twice_is_refused() {
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.m.tier = Tier::TwoPerson;
     spec.approvers = vec![fleet.approvers[0].clone(), fleet.approvers[0].clone()];
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::DuplicateApprover
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::DuplicateApprover);
 }
 
 #[test]
@@ -320,10 +249,7 @@ fn approval_by_a_key_off_the_roster_is_refused() {
     let (fleet, img) = v2();
     let mut spec = fleet.firmware(Version::new(2, 0, 0), &img);
     spec.approvers = vec![key(99)];
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::UnknownApprover
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::UnknownApprover);
 }
 
 #[test]
@@ -331,15 +257,8 @@ fn approval_of_another_manifest_is_refused() {
     let (fleet, img) = v2();
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
     let signed = spec.signed();
-    let wrong = approve(
-        Digest::from([1; 32]),
-        Decision::Approve,
-        &fleet.approvers[0],
-    );
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes_with(&signed, &[wrong])),
-        Refusal::BadApprovalSignature
-    );
+    let wrong = approve(Digest::from([1; 32]), Decision::Approve, &fleet.approvers[0]);
+    assert_eq!(refused_delivery(&fleet, &spec.bytes_with(&signed, &[wrong])), Refusal::BadApprovalSignature);
 }
 
 #[test]
@@ -347,16 +266,9 @@ fn approval_with_its_decision_flipped_is_refused() {
     let (fleet, img) = v2();
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
     let signed = spec.signed();
-    let mut a = approve(
-        manifest_digest(&signed.body),
-        Decision::Reject,
-        &fleet.approvers[0],
-    );
+    let mut a = approve(manifest_digest(&signed.body), Decision::Reject, &fleet.approvers[0]);
     a.decision = Decision::Approve;
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes_with(&signed, &[a])),
-        Refusal::BadApprovalSignature
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes_with(&signed, &[a])), Refusal::BadApprovalSignature);
 }
 
 #[test]
@@ -369,25 +281,16 @@ fn a_signed_rejection_refuses_the_delivery() {
         approve(digest, Decision::Approve, &fleet.approvers[0]),
         approve(digest, Decision::Reject, &fleet.approvers[1]),
     ];
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes_with(&signed, &approvals)),
-        Refusal::RejectedByApprover
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes_with(&signed, &approvals)), Refusal::RejectedByApprover);
 }
 
 #[test]
 fn older_firmware_version_is_refused() {
     let (fleet, img) = v2();
     let spec = fleet.firmware(Version::new(0, 9, 0), &img);
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::VersionDowngrade
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::VersionDowngrade);
     let same = fleet.firmware(Version::new(1, 0, 0), &img);
-    assert_eq!(
-        refused_delivery(&fleet, &same.bytes()),
-        Refusal::VersionDowngrade
-    );
+    assert_eq!(refused_delivery(&fleet, &same.bytes()), Refusal::VersionDowngrade);
 }
 
 #[test]
@@ -397,10 +300,7 @@ fn security_counter_below_the_minimum_is_refused() {
     if let Action::Firmware(f) = &mut spec.m.action {
         f.security_counter = 0;
     }
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::SecurityCounterDowngrade
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::SecurityCounterDowngrade);
 }
 
 #[test]
@@ -410,10 +310,7 @@ fn image_larger_than_the_slot_is_refused() {
     if let Action::Firmware(f) = &mut spec.m.action {
         f.image_size = SLOT + 1;
     }
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::ImageTooLarge
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::ImageTooLarge);
 }
 
 #[test]
@@ -423,26 +320,15 @@ fn more_data_than_the_manifest_declares_is_refused() {
     // The manifest declares 20,000 bytes; the sender streams a longer image with the same digest
     // field, so the last chunk runs past the declared end.
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
-    agent
-        .handle(NOW_MS, Input::Delivery(&spec.bytes()))
-        .unwrap();
+    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
     let rt = Runtime::new(&img);
     for off in (0..19 * CHUNK).step_by(CHUNK as usize) {
-        agent
-            .handle(NOW_MS, Input::Chunk(&rt.chunk_bytes(off, CHUNK)))
-            .unwrap();
+        agent.handle(NOW_MS, Input::Chunk(&rt.chunk_bytes(off, CHUNK))).unwrap();
     }
     let mut long = img[19 * CHUNK as usize..].to_vec();
     long.extend_from_slice(&[0xAA; 200]);
-    let chunk = Chunk {
-        image: sha256(&img),
-        offset: 19 * CHUNK,
-        data: &long,
-    };
-    let r = agent.handle(
-        NOW_MS,
-        Input::Chunk(&postcard::to_allocvec(&chunk).unwrap()),
-    );
+    let chunk = Chunk { image: sha256(&img), offset: 19 * CHUNK, data: &long };
+    let r = agent.handle(NOW_MS, Input::Chunk(&postcard::to_allocvec(&chunk).unwrap()));
     assert_eq!(refusal(r), Refusal::ImageTooLarge);
     assert_eq!(agent.state().trial, None, "nothing became bootable");
     assert_eq!(agent.state().downloading, None, "the download is abandoned");
@@ -457,18 +343,12 @@ fn image_that_does_not_match_its_digest_is_refused_and_never_bootable() {
     evil[12_345] ^= 1;
     let mut rt = Runtime::new(&evil);
     // The runtime serves chunks of the tampered image under the manifest's image digest.
-    let out = agent
-        .handle(NOW_MS, Input::Delivery(&spec.bytes()))
-        .unwrap();
+    let out = agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
     assert!(!out.is_empty());
     let mut last = Ok(crate::Outputs::new());
     for off in (0..img.len() as u32).step_by(CHUNK as usize) {
         let end = (off as usize + CHUNK as usize).min(evil.len());
-        let c = Chunk {
-            image: sha256(&img),
-            offset: off,
-            data: &evil[off as usize..end],
-        };
+        let c = Chunk { image: sha256(&img), offset: off, data: &evil[off as usize..end] };
         last = agent.handle(NOW_MS, Input::Chunk(&postcard::to_allocvec(&c).unwrap()));
     }
     assert_eq!(refusal(last), Refusal::DigestMismatch);
@@ -489,10 +369,7 @@ fn break_glass_over_its_cohort_cap_is_refused() {
     let mut cohort: Vec<String> = (0..11).map(|i| format!("dev-{i:04}")).collect();
     cohort.sort();
     spec.cohort = cohort;
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::BreakGlassCap
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::BreakGlassCap);
 }
 
 #[test]
@@ -502,10 +379,7 @@ fn break_glass_over_its_lifetime_cap_is_refused() {
     spec.m.break_glass = true;
     spec.approvers = vec![fleet.approvers[3].clone()];
     spec.m.expires_at = spec.m.issued_at + 3601;
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::BreakGlassCap
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::BreakGlassCap);
 }
 
 #[test]
@@ -515,15 +389,10 @@ fn break_glass_within_its_caps_needs_its_role_and_is_accepted_with_it() {
     spec.m.break_glass = true;
     spec.m.security = true;
     spec.m.expires_at = spec.m.issued_at + 3600;
-    assert_eq!(
-        refused_delivery(&fleet, &spec.bytes()),
-        Refusal::MissingRole
-    );
+    assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::MissingRole);
     spec.approvers = vec![fleet.approvers[3].clone()];
     let mut agent = device(&fleet);
-    agent
-        .handle(NOW_MS, Input::Delivery(&spec.bytes()))
-        .unwrap();
+    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
 }
 
 #[test]
@@ -531,28 +400,17 @@ fn chunk_with_no_update_in_progress_is_refused() {
     let (fleet, img) = v2();
     let mut agent = device(&fleet);
     let c = Runtime::new(&img).chunk_bytes(0, CHUNK);
-    assert_eq!(
-        refused_on(&mut agent, Input::Chunk(&c)),
-        Refusal::UnexpectedChunk
-    );
+    assert_eq!(refused_on(&mut agent, Input::Chunk(&c)), Refusal::UnexpectedChunk);
 }
 
 #[test]
 fn chunk_of_another_image_is_refused() {
     let (fleet, img) = v2();
     let mut agent = device(&fleet);
-    agent
-        .handle(
-            NOW_MS,
-            Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes()),
-        )
-        .unwrap();
+    agent.handle(NOW_MS, Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes())).unwrap();
     let other = image(9, 4000);
     let c = Runtime::new(&other).chunk_bytes(0, CHUNK);
-    assert_eq!(
-        refusal(agent.handle(NOW_MS, Input::Chunk(&c))),
-        Refusal::UnexpectedChunk
-    );
+    assert_eq!(refusal(agent.handle(NOW_MS, Input::Chunk(&c))), Refusal::UnexpectedChunk);
 }
 
 #[test]
@@ -563,21 +421,14 @@ fn delivery_during_a_test_boot_is_refused_as_busy() {
     rt.health = true;
     // Stop right after the install: deliver and stream, but do not reboot.
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
-    agent
-        .handle(NOW_MS, Input::Delivery(&spec.bytes()))
-        .unwrap();
+    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
     for off in (0..img.len() as u32).step_by(CHUNK as usize) {
-        agent
-            .handle(NOW_MS, Input::Chunk(&rt.chunk_bytes(off, CHUNK)))
-            .unwrap();
+        agent.handle(NOW_MS, Input::Chunk(&rt.chunk_bytes(off, CHUNK))).unwrap();
     }
     agent.handle(NOW_MS, Input::Boot).unwrap();
     let mut next = fleet.firmware(Version::new(3, 0, 0), &img);
     next.m.sequence = 101;
-    assert_eq!(
-        refused_on(&mut agent, Input::Delivery(&next.bytes())),
-        Refusal::Busy
-    );
+    assert_eq!(refused_on(&mut agent, Input::Delivery(&next.bytes())), Refusal::Busy);
 }
 
 #[test]
@@ -587,27 +438,16 @@ fn decommissioned_device_refuses_everything() {
     let mut spec = ManifestSpec::new(&fleet, Action::Decommission);
     spec.m.tier = Tier::Expert;
     spec.approvers = vec![fleet.approvers[2].clone(), fleet.approvers[0].clone()];
-    agent
-        .handle(NOW_MS, Input::Delivery(&spec.bytes()))
-        .unwrap();
+    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
     let mut next = fleet.firmware(Version::new(2, 0, 0), &img);
     next.m.sequence = 200;
-    assert_eq!(
-        refused_on(&mut agent, Input::Delivery(&next.bytes())),
-        Refusal::Decommissioned
-    );
+    assert_eq!(refused_on(&mut agent, Input::Delivery(&next.bytes())), Refusal::Decommissioned);
 }
 
 // ---- commands ----
 
 fn command(fleet: &Fleet, device: &'static str, sequence: u64, action: CommandAction) -> Vec<u8> {
-    let c = Command {
-        device,
-        sequence,
-        issued_at: NOW - 10,
-        expires_at: NOW + 600,
-        action,
-    };
+    let c = Command { device, sequence, issued_at: NOW - 10, expires_at: NOW + 600, action };
     SignedOwned::sign(Domain::Command, &c, &fleet.release).to_bytes()
 }
 
@@ -616,10 +456,7 @@ fn command_for_another_device_is_refused() {
     let fleet = Fleet::new();
     let mut agent = device(&fleet);
     let c = command(&fleet, "dev-0004", 1, CommandAction::Status);
-    assert_eq!(
-        refused_on(&mut agent, Input::Command(&c)),
-        Refusal::WrongDevice
-    );
+    assert_eq!(refused_on(&mut agent, Input::Command(&c)), Refusal::WrongDevice);
 }
 
 #[test]
@@ -635,18 +472,10 @@ fn replayed_command_is_refused() {
 fn command_signed_by_an_unknown_key_is_refused() {
     let fleet = Fleet::new();
     let mut agent = device(&fleet);
-    let c = Command {
-        device: DEVICE,
-        sequence: 1,
-        issued_at: NOW,
-        expires_at: NOW + 60,
-        action: CommandAction::Revert,
-    };
+    let c =
+        Command { device: DEVICE, sequence: 1, issued_at: NOW, expires_at: NOW + 60, action: CommandAction::Revert };
     let bytes = SignedOwned::sign(Domain::Command, &c, &key(99)).to_bytes();
-    assert_eq!(
-        refused_on(&mut agent, Input::Command(&bytes)),
-        Refusal::UnknownKey
-    );
+    assert_eq!(refused_on(&mut agent, Input::Command(&bytes)), Refusal::UnknownKey);
 }
 
 #[test]
@@ -661,10 +490,7 @@ fn expired_command_is_refused() {
         action: CommandAction::Status,
     };
     let bytes = SignedOwned::sign(Domain::Command, &c, &fleet.release).to_bytes();
-    assert_eq!(
-        refused_on(&mut agent, Input::Command(&bytes)),
-        Refusal::Expired
-    );
+    assert_eq!(refused_on(&mut agent, Input::Command(&bytes)), Refusal::Expired);
 }
 
 #[test]
@@ -672,15 +498,9 @@ fn revert_with_nothing_to_revert_to_is_refused() {
     let fleet = Fleet::new();
     let mut agent = device(&fleet);
     let c = command(&fleet, DEVICE, 1, CommandAction::Revert);
-    assert_eq!(
-        refused_on(&mut agent, Input::Command(&c)),
-        Refusal::NothingToRevert
-    );
+    assert_eq!(refused_on(&mut agent, Input::Command(&c)), Refusal::NothingToRevert);
     let c = command(&fleet, DEVICE, 2, CommandAction::RevertConfig);
-    assert_eq!(
-        refused_on(&mut agent, Input::Command(&c)),
-        Refusal::NothingToRevert
-    );
+    assert_eq!(refused_on(&mut agent, Input::Command(&c)), Refusal::NothingToRevert);
 }
 
 // ---- trust root rotation ----
@@ -701,10 +521,7 @@ fn rotation_without_the_old_threshold_is_refused() {
     let new: Vec<_> = (4..=6).map(key).collect();
     next.root_keys = new.iter().map(public_key).collect();
     let bytes = sign_trust_root(&next, &[&fleet.roots[0], &new[0], &new[1]]);
-    assert_eq!(
-        refused_on(&mut agent, Input::TrustRoot(&bytes)),
-        Refusal::TrustRootThreshold
-    );
+    assert_eq!(refused_on(&mut agent, Input::TrustRoot(&bytes)), Refusal::TrustRootThreshold);
 }
 
 #[test]
@@ -716,10 +533,7 @@ fn rotation_without_its_own_threshold_is_refused() {
     let new: Vec<_> = (4..=6).map(key).collect();
     next.root_keys = new.iter().map(public_key).collect();
     let bytes = sign_trust_root(&next, &[&fleet.roots[0], &fleet.roots[1], &new[0]]);
-    assert_eq!(
-        refused_on(&mut agent, Input::TrustRoot(&bytes)),
-        Refusal::TrustRootThreshold
-    );
+    assert_eq!(refused_on(&mut agent, Input::TrustRoot(&bytes)), Refusal::TrustRootThreshold);
 }
 
 #[test]
@@ -727,10 +541,7 @@ fn rotation_to_an_older_or_equal_version_is_refused() {
     let fleet = Fleet::new();
     let mut agent = device(&fleet);
     let bytes = rotated(&fleet, 1, &[&fleet.roots[0], &fleet.roots[1]]);
-    assert_eq!(
-        refused_on(&mut agent, Input::TrustRoot(&bytes)),
-        Refusal::TrustRootNotNewer
-    );
+    assert_eq!(refused_on(&mut agent, Input::TrustRoot(&bytes)), Refusal::TrustRootNotNewer);
 }
 
 #[test]
@@ -741,10 +552,7 @@ fn rotation_to_an_expired_root_is_refused() {
     next.version = 2;
     next.expires_at = NOW - 1;
     let bytes = sign_trust_root(&next, &[&fleet.roots[0], &fleet.roots[1]]);
-    assert_eq!(
-        refused_on(&mut agent, Input::TrustRoot(&bytes)),
-        Refusal::TrustRootExpired
-    );
+    assert_eq!(refused_on(&mut agent, Input::TrustRoot(&bytes)), Refusal::TrustRootExpired);
 }
 
 #[test]
@@ -752,10 +560,7 @@ fn rotation_signed_by_a_stranger_is_refused() {
     let fleet = Fleet::new();
     let mut agent = device(&fleet);
     let bytes = rotated(&fleet, 2, &[&fleet.roots[0], &key(99)]);
-    assert_eq!(
-        refused_on(&mut agent, Input::TrustRoot(&bytes)),
-        Refusal::UnknownKey
-    );
+    assert_eq!(refused_on(&mut agent, Input::TrustRoot(&bytes)), Refusal::UnknownKey);
 }
 
 #[test]
@@ -765,8 +570,5 @@ fn rotation_with_a_forged_signature_is_refused() {
     let mut bytes = rotated(&fleet, 2, &[&fleet.roots[0], &fleet.roots[1]]);
     let n = bytes.len();
     bytes[n - 5] ^= 0x10;
-    assert_eq!(
-        refused_on(&mut agent, Input::TrustRoot(&bytes)),
-        Refusal::BadSignature
-    );
+    assert_eq!(refused_on(&mut agent, Input::TrustRoot(&bytes)), Refusal::BadSignature);
 }
