@@ -435,13 +435,17 @@ impl<F: NorFlash> Agent<F> {
 
     fn chunk(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Outputs, Error> {
         let chunk: Chunk<'_> = decode(bytes)?;
+        let mut out = Outputs::new();
+        let current = self.download.as_ref().map(|d| d.image.digest);
+        if current != Some(chunk.image) {
+            // A late duplicate of an image the device already holds (a retry raced the last
+            // chunk) is dropped quietly; anything else is reported.
+            let held = self.state.slots.iter().flatten().any(|i| i.digest == chunk.image);
+            return if held { Ok(out) } else { Err(Refusal::UnexpectedChunk.into()) };
+        }
         let Some(d) = self.download.as_mut() else {
             return Err(Refusal::UnexpectedChunk.into());
         };
-        if chunk.image != d.image.digest {
-            return Err(Refusal::UnexpectedChunk.into());
-        }
-        let mut out = Outputs::new();
         let at = d.writer.position();
         if chunk.offset != at {
             // A duplicate, or ahead of a lost one: the retry on tick re-requests from `at`.

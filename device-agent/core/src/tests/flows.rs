@@ -338,3 +338,15 @@ fn reports_count_up_within_a_boot_and_across_boots() {
     let c = agent.report(NOW_MS, Event::Status(agent.status())).unwrap().counter;
     assert!(a < b && b < c, "{a} {b} {c}");
 }
+
+#[test]
+fn a_late_duplicate_chunk_of_the_installed_image_is_dropped_quietly() {
+    let fleet = Fleet::new();
+    let img = image(2, 20_000);
+    let mut agent = device(&fleet);
+    let rt = Runtime::new(&img);
+    Runtime::new(&img).run(&mut agent, Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes())).unwrap();
+    let late = agent.handle(NOW_MS, Input::Chunk(&rt.chunk_bytes(3 * CHUNK, CHUNK))).unwrap();
+    assert!(late.is_empty());
+    assert_eq!(running_image(&mut agent).0, Version::new(2, 0, 0));
+}

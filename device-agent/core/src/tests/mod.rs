@@ -1,4 +1,5 @@
 mod fixture;
 mod flows;
 mod power_loss;
+mod props;
 mod refusals;
