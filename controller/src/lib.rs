@@ -5,7 +5,9 @@
 //!
 //! # Layout
 //! - [`cohort`]: a resolved cohort as a sorted set of device ids, its Merkle root and proofs.
+//! - [`policy`]: tiering policy files, decisions and their explanation.
 //! - [`release`]: per-device deliveries of a signed, approved manifest.
 
 pub mod cohort;
+pub mod policy;
 pub mod release;
