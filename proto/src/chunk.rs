@@ -31,12 +31,16 @@ pub struct Chunk<'a> {
 }
 
 impl Bounded for ChunkRequest {
+    const MAX_ENCODED: usize = 64;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         Ok(())
     }
 }
 
 impl Bounded for Chunk<'_> {
+    const MAX_ENCODED: usize = crate::limits::MAX_CHUNK_MESSAGE;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         check_len(self.data.len(), MAX_CHUNK)
     }

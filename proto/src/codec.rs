@@ -1,26 +1,63 @@
 //! Canonical encoding: postcard, decoded strictly.
 //!
 //! Every message is postcard (varint integers, length-prefixed byte strings, enum variants as
-//! varint indices). Decoding refuses trailing bytes, and every message is checked against its
-//! bounds ([`crate::limits`]) right after decoding, so a decoded value is always within limits.
+//! varint indices). Decoding refuses input longer than the type's bound, trailing bytes, and any
+//! encoding that is not the one canonical encoding of the value (postcard itself would accept
+//! over-long varints, so two byte strings could decode to one manifest with two digests). Every
+//! message is checked against its bounds ([`crate::limits`]) right after decoding.
 
 use crate::Refusal;
 use serde::{Deserialize, Serialize};
 
 /// A wire message whose bounds can be checked after decoding.
 pub trait Bounded {
+    /// Longest encoding accepted, in bytes.
+    const MAX_ENCODED: usize;
+
     /// Checks every variable-length field and every value constraint.
     fn check_bounds(&self) -> Result<(), Refusal>;
 }
 
-/// Decodes exactly one `T` from `bytes`: no trailing bytes, all bounds checked.
-pub fn decode<'a, T: Deserialize<'a> + Bounded>(bytes: &'a [u8]) -> Result<T, Refusal> {
+/// Decodes exactly one `T` from `bytes`: within `T::MAX_ENCODED`, no trailing bytes, the
+/// canonical encoding, all bounds checked.
+pub fn decode<'a, T: Deserialize<'a> + Serialize + Bounded>(bytes: &'a [u8]) -> Result<T, Refusal> {
+    if bytes.len() > T::MAX_ENCODED {
+        return Err(Refusal::Malformed);
+    }
     let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|_| Refusal::Malformed)?;
     if !rest.is_empty() {
         return Err(Refusal::Malformed);
     }
+    let same = postcard::serialize_with_flavor(&value, Compare { expected: bytes, at: 0 });
+    if same != Ok(bytes.len()) {
+        return Err(Refusal::Malformed);
+    }
     value.check_bounds()?;
     Ok(value)
+}
+
+/// A postcard output that stores nothing and fails at the first byte that differs from
+/// `expected`: re-encoding a decoded value checks canonicity without a buffer.
+struct Compare<'e> {
+    expected: &'e [u8],
+    at: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Compare<'_> {
+    type Output = usize;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        if self.expected.get(self.at) == Some(&byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(postcard::Error::SerializeBufferFull)
+        }
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.at)
+    }
 }
 
 /// Encodes `value` into `buf`, returning the used prefix.

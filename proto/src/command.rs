@@ -36,6 +36,8 @@ pub struct Command<'a> {
 }
 
 impl Bounded for Command<'_> {
+    const MAX_ENCODED: usize = crate::limits::MAX_COMMAND;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         check_device_id(self.device)?;
         if self.expires_at <= self.issued_at {

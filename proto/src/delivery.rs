@@ -68,6 +68,8 @@ pub struct Delivery<'a> {
 }
 
 impl Bounded for Delivery<'_> {
+    const MAX_ENCODED: usize = MAX_DELIVERY;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         crate::codec::check_len(self.manifest.body.len(), MAX_DELIVERY)
     }

@@ -128,6 +128,8 @@ pub struct Manifest<'a> {
 }
 
 impl Bounded for Manifest<'_> {
+    const MAX_ENCODED: usize = crate::limits::MAX_DELIVERY;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         if self.expires_at <= self.issued_at || self.cohort.size == 0 {
             return Err(Refusal::Malformed);

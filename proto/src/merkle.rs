@@ -1,9 +1,14 @@
 //! Cohort Merkle trees (RFC 6962 / RFC 9162 section 2.1) over device ids.
 //!
 //! Leaf hash `SHA-256(0x00 || device_id)`, node hash `SHA-256(0x01 || left || right)`. The
-//! inclusion proof is verified with the algorithm of RFC 9162 section 2.1.3.2, which binds the
-//! tree size: a proof for a device at index `i` verifies only against the declared size, so a
-//! controller cannot understate the cohort size to dodge a tier.
+//! inclusion proof is verified with the algorithm of RFC 9162 section 2.1.3.2.
+//!
+//! What the declared size guarantees: the verification is a fixed function of `(index, size)`,
+//! and the index must be below the size, so under a declared size `s` at most `s` distinct
+//! device ids can prove membership against one root (a second id at the same position would be
+//! a SHA-256 collision). A controller that understates the cohort size therefore cannot reach
+//! more devices than the tier was decided for. (A proof's path shape may also fit other sizes;
+//! that admits no additional device.)
 
 use crate::bytes::Digest;
 use crate::codec::Bounded;
@@ -22,6 +27,8 @@ pub struct InclusionProof {
 }
 
 impl Bounded for InclusionProof {
+    const MAX_ENCODED: usize = 8 + 32 * MAX_PROOF_DEPTH;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         Ok(())
     }

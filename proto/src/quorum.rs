@@ -10,8 +10,9 @@ use crate::Refusal;
 /// Checks that `approvals` are a sufficient quorum for manifest `m` with digest `digest`.
 ///
 /// `device_floor` is the device's own provisioned minimum tier (a production device may refuse
-/// auto-pass even for a one-device cohort). For a break-glass manifest the TrustRoot's
-/// break-glass rule replaces the tier: capped cohort size and lifetime, its own quorum.
+/// auto-pass even for a one-device cohort). A blocked tier is refused in every lane. For a
+/// break-glass manifest the TrustRoot's break-glass rule replaces the tier floors: capped cohort
+/// size and lifetime, and its own quorum (approvers holding the break-glass role).
 ///
 /// Every approval must be valid: an unknown approver, a bad signature, a duplicate or the
 /// requester refuses the whole delivery rather than being skipped, so what the device accepted
@@ -52,6 +53,9 @@ pub fn check_quorum(
 /// checked against the floor.
 pub fn required(root: &TrustRoot, m: &Manifest<'_>, device_floor: Tier) -> Result<Requirement, Refusal> {
     let rules = &root.rules;
+    if m.tier == Tier::Blocked {
+        return Err(Refusal::TierBlocked);
+    }
     if m.break_glass {
         let bg = rules.break_glass;
         let lifetime = m.expires_at.saturating_sub(m.issued_at);
@@ -59,9 +63,6 @@ pub fn required(root: &TrustRoot, m: &Manifest<'_>, device_floor: Tier) -> Resul
             return Err(Refusal::BreakGlassCap);
         }
         return Ok(bg.requirement);
-    }
-    if m.tier == Tier::Blocked {
-        return Err(Refusal::TierBlocked);
     }
     if m.tier < rules.floor(m).max(device_floor) {
         return Err(Refusal::TierBelowFloor);

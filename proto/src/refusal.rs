@@ -4,10 +4,10 @@
 //! report must mean the same thing to every controller version. Codes are never reused.
 
 use core::fmt;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A refusal reason. The discriminant is the wire code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A refusal reason. The discriminant is the wire code, encoded as a `u16` varint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[repr(u16)]
 pub enum Refusal {
@@ -72,6 +72,44 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason, in code order.
+    pub const ALL: [Refusal; 29] = [
+        Refusal::Malformed,
+        Refusal::UnknownKey,
+        Refusal::BadSignature,
+        Refusal::TrustRootExpired,
+        Refusal::TrustRootThreshold,
+        Refusal::TrustRootNotNewer,
+        Refusal::Expired,
+        Refusal::Replay,
+        Refusal::WrongDevice,
+        Refusal::NotInCohort,
+        Refusal::WrongHardware,
+        Refusal::TierBelowFloor,
+        Refusal::TierBlocked,
+        Refusal::QuorumShort,
+        Refusal::MissingRole,
+        Refusal::RequesterApproved,
+        Refusal::DuplicateApprover,
+        Refusal::UnknownApprover,
+        Refusal::BadApprovalSignature,
+        Refusal::RejectedByApprover,
+        Refusal::VersionDowngrade,
+        Refusal::SecurityCounterDowngrade,
+        Refusal::ImageTooLarge,
+        Refusal::DigestMismatch,
+        Refusal::BreakGlassCap,
+        Refusal::Decommissioned,
+        Refusal::UnexpectedChunk,
+        Refusal::Busy,
+        Refusal::NothingToRevert,
+    ];
+
+    /// The reason with wire code `code`.
+    pub fn from_code(code: u16) -> Option<Refusal> {
+        Refusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// The stable wire code.
     pub const fn code(self) -> u16 {
         self as u16
@@ -116,5 +154,18 @@ impl Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for Refusal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Refusal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = u16::deserialize(d)?;
+        Refusal::from_code(code).ok_or_else(|| serde::de::Error::custom("unknown refusal code"))
     }
 }

@@ -91,6 +91,8 @@ pub struct Report<'a> {
 }
 
 impl Bounded for Report<'_> {
+    const MAX_ENCODED: usize = crate::limits::MAX_REPORT;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         check_device_id(self.device)
     }

@@ -64,13 +64,20 @@ pub fn digest(domain: Domain, body: &[u8]) -> Digest {
 
 /// Verifies `signature` by `key` over `domain || body`.
 ///
-/// RFC 8032 verification with two strict checks on top: `S` must be canonical (below the group
-/// order) and the public key must not be of small order. The message is fed in two parts, so the
-/// device never copies a body into a buffer to prepend the domain.
+/// RFC 8032 verification with the strict checks of `verify_strict` on top: `S` must be
+/// canonical (below the group order), and neither the public key nor `R` may be of small order.
+/// The message is fed in two parts, so the device never copies a body into a buffer to prepend
+/// the domain.
 pub fn verify(domain: Domain, body: &[u8], key: &PublicKey, signature: &Signature) -> Result<(), Refusal> {
     use ed25519_dalek::ed25519::signature::MultipartVerifier;
     let vk = ed25519_dalek::VerifyingKey::from_bytes(key.as_array()).map_err(|_| Refusal::BadSignature)?;
     if vk.is_weak() {
+        return Err(Refusal::BadSignature);
+    }
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&signature.0[..32]);
+    let small_r = curve25519_dalek::edwards::CompressedEdwardsY(r).decompress().is_none_or(|p| p.is_small_order());
+    if small_r {
         return Err(Refusal::BadSignature);
     }
     let sig = ed25519_dalek::Signature::from_bytes(signature.as_array());
@@ -91,9 +98,22 @@ pub fn public_key(key: &ed25519_dalek::SigningKey) -> PublicKey {
 }
 
 impl crate::codec::Bounded for Signed<'_> {
+    /// The envelope is bounded by the largest message it carries; commands and reports are
+    /// held to [`crate::limits::MAX_COMMAND`] and [`crate::limits::MAX_REPORT`] by their receivers
+    /// ([`decode_signed`]).
+    const MAX_ENCODED: usize = crate::limits::MAX_DELIVERY;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         crate::codec::check_len(self.body.len(), crate::limits::MAX_DELIVERY)
     }
+}
+
+/// Decodes a signed envelope of at most `max` encoded bytes.
+pub fn decode_signed(bytes: &[u8], max: usize) -> Result<Signed<'_>, Refusal> {
+    if bytes.len() > max {
+        return Err(Refusal::Malformed);
+    }
+    crate::codec::decode(bytes)
 }
 
 impl<'a> Signed<'a> {

@@ -61,9 +61,15 @@ pub struct SignedTrustRoot<'a> {
 }
 
 impl Bounded for TrustRoot {
+    const MAX_ENCODED: usize = crate::limits::MAX_TRUST_ROOT;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         let t = usize::from(self.root_threshold);
         if t == 0 || t > self.root_keys.len() || self.release_keys.is_empty() {
+            return Err(Refusal::Malformed);
+        }
+        // A key that signs manifests must never also count as an approval of them.
+        if self.approvers.iter().any(|a| self.release_keys.contains(&a.key)) {
             return Err(Refusal::Malformed);
         }
         if has_duplicates(&self.root_keys)
@@ -77,6 +83,8 @@ impl Bounded for TrustRoot {
 }
 
 impl Bounded for SignedTrustRoot<'_> {
+    const MAX_ENCODED: usize = crate::limits::MAX_TRUST_ROOT;
+
     fn check_bounds(&self) -> Result<(), Refusal> {
         crate::codec::check_len(self.body.len(), crate::limits::MAX_TRUST_ROOT)
     }
@@ -148,10 +156,15 @@ impl SignedTrustRoot<'_> {
         Ok(root)
     }
 
-    /// Verifies a self-signed TrustRoot (factory provisioning): a threshold of its own keys, and
-    /// not expired.
+    /// Verifies a TrustRoot at factory provisioning: signed only by its own root keys, at least
+    /// a threshold of them, and not expired. A rotated root still carrying its predecessor's
+    /// signatures is refused here (`unknown_key`): provision with its own signatures only.
     pub fn verify_initial(&self, now: u64) -> Result<TrustRoot, Refusal> {
-        let root = self.verify_self()?;
+        let root: TrustRoot = crate::codec::decode(self.body)?;
+        let (own, _) = self.count_valid(&root.root_keys, &[], Foreign::Refuse)?;
+        if own < usize::from(root.root_threshold) {
+            return Err(Refusal::TrustRootThreshold);
+        }
         if root.expired(now) {
             return Err(Refusal::TrustRootExpired);
         }

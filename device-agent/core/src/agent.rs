@@ -6,10 +6,11 @@ use crate::flash_io::{hash_region, Writer};
 use crate::layout::Layout;
 use crate::record::{read_record, write_record, Pair};
 use crate::state::{ConfigMeta, Identity, ImageMeta, State, Trial, MAX_STATE};
-use airlock_proto::limits::{MAX_CONFIG, MAX_TRUST_ROOT};
+use airlock_proto::limits::{MAX_COMMAND, MAX_CONFIG, MAX_TRUST_ROOT};
+use airlock_proto::sig::{decode_signed, Signed};
 use airlock_proto::{
     decode, Action, Chunk, ChunkRequest, Command, CommandAction, Digest, Domain, Event, Firmware, Refusal, Report,
-    RevertReason, Signed, SignedTrustRoot, Status, TrustRoot,
+    RevertReason, SignedTrustRoot, Status, TrustRoot,
 };
 use embedded_storage::nor_flash::NorFlash;
 use serde::{Deserialize, Serialize};
@@ -575,7 +576,7 @@ impl<F: NorFlash> Agent<F> {
     // ---- commands and rotation -------------------------------------------------------------
 
     fn command(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Outputs, Error> {
-        let signed: Signed<'_> = decode(bytes)?;
+        let signed: Signed<'_> = decode_signed(bytes, MAX_COMMAND)?;
         let body = signed.verify_by(Domain::Command, &self.trust.release_keys)?;
         let cmd: Command<'_> = decode(body)?;
         let identity = self.identity.as_ref().ok_or(Refusal::Decommissioned)?;
