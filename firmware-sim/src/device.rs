@@ -34,16 +34,16 @@ impl VirtualDevice {
         factory_image: &[u8],
         factory: Factory,
         layout: Layout,
-        now_ms: u64,
+        now: u64,
     ) -> Result<Self, SimError> {
         let id = identity.device_id.to_string();
         let err = |error| SimError::Core { device: id.clone(), error };
         let mut flash = MemFlash::new(layout.end() as usize);
         let a = layout.slots[0] as usize;
         flash.bytes_mut()[a..a + factory_image.len()].copy_from_slice(factory_image);
-        provision(&mut flash, &layout, &identity, trust_root, factory, now_ms).map_err(err)?;
+        provision(&mut flash, &layout, &identity, trust_root, factory, now).map_err(err)?;
         let mut agent = Agent::open(flash, layout, Settings::default()).map_err(err)?;
-        agent.handle(now_ms, Input::Boot).map_err(err)?;
+        agent.handle(now, Input::Boot).map_err(err)?;
         Ok(VirtualDevice { id, agent })
     }
 
@@ -62,7 +62,7 @@ impl VirtualDevice {
     /// become boots, test boots get `healthy`. Returns the report events in order.
     pub fn deliver(
         &mut self,
-        now_ms: u64,
+        now: u64,
         delivery: &[u8],
         image: Served<'_>,
         healthy: bool,
@@ -70,13 +70,13 @@ impl VirtualDevice {
         let err = |error| SimError::Core { device: self.id.clone(), error };
         let mut events = Vec::new();
         let mut queue: VecDeque<Pending> = VecDeque::new();
-        let first = self.agent.handle(now_ms, Input::Delivery(delivery)).map_err(err)?;
+        let first = self.agent.handle(now, Input::Delivery(delivery)).map_err(err)?;
         absorb(first, image, healthy, &mut events, &mut queue);
         while let Some(next) = queue.pop_front() {
             let out = match &next {
-                Pending::Boot => self.agent.handle(now_ms, Input::Boot),
-                Pending::Health(ok) => self.agent.handle(now_ms, Input::Health(*ok)),
-                Pending::Chunk(b) => self.agent.handle(now_ms, Input::Chunk(b)),
+                Pending::Boot => self.agent.handle(now, Input::Boot),
+                Pending::Health(ok) => self.agent.handle(now, Input::Health(*ok)),
+                Pending::Chunk(b) => self.agent.handle(now, Input::Chunk(b)),
             }
             .map_err(|error| SimError::Core { device: self.id.clone(), error })?;
             absorb(out, image, healthy, &mut events, &mut queue);

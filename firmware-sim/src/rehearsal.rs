@@ -45,7 +45,8 @@ pub struct Outcome {
     pub deliver: Duration,
 }
 
-const NOW_MS: u64 = 1_800_000_000_000;
+/// Unix seconds.
+const NOW: u64 = 1_800_000_000;
 const CHUNK: u32 = 4096;
 
 fn key(seed: u8) -> SigningKey {
@@ -82,7 +83,7 @@ pub fn run(plan: Plan) -> Result<Outcome, SimError> {
     let approvers = [key(20), key(21)];
     let trust = TrustRoot {
         version: 1,
-        expires_at: NOW_MS / 1000 + 365 * 86_400,
+        expires_at: NOW + 365 * 86_400,
         root_threshold: 2,
         root_keys: roots.iter().map(public_key).collect(),
         release_keys: core::iter::once(public_key(&release)).collect(),
@@ -104,7 +105,7 @@ pub fn run(plan: Plan) -> Result<Outcome, SimError> {
             min_tier: Tier::Single,
             key_seed: [(i % 251) as u8; 32],
         };
-        fleet.push(VirtualDevice::provision(identity, &trust_bytes, &factory_image, factory, layout, NOW_MS)?);
+        fleet.push(VirtualDevice::provision(identity, &trust_bytes, &factory_image, factory, layout, NOW)?);
     }
     let provision = started.elapsed();
 
@@ -118,8 +119,8 @@ pub fn run(plan: Plan) -> Result<Outcome, SimError> {
         proposal: 1,
         revision: 1,
         sequence: 1,
-        issued_at: NOW_MS / 1000 - 60,
-        expires_at: NOW_MS / 1000 + 86_400,
+        issued_at: NOW - 60,
+        expires_at: NOW + 86_400,
         action: Action::Firmware(Firmware {
             hardware: "sim-m4",
             version: Version::new(2, 0, 0),
@@ -153,7 +154,7 @@ pub fn run(plan: Plan) -> Result<Outcome, SimError> {
         let Ok(bytes) = delivery(&signed, &approvals, proof) else {
             continue;
         };
-        match device.deliver(NOW_MS, &bytes, served, plan.healthy) {
+        match device.deliver(NOW, &bytes, served, plan.healthy) {
             Ok(events) => {
                 for e in events {
                     match e {

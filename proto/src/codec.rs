@@ -1,10 +1,16 @@
 //! Canonical encoding: postcard, decoded strictly.
 //!
 //! Every message is postcard (varint integers, length-prefixed byte strings, enum variants as
-//! varint indices). Decoding refuses input longer than the type's bound, trailing bytes, and any
-//! encoding that is not the one canonical encoding of the value (postcard itself would accept
-//! over-long varints, so two byte strings could decode to one manifest with two digests). Every
-//! message is checked against its bounds ([`crate::limits`]) right after decoding.
+//! varint indices). Decoding refuses input longer than the type's bound and trailing bytes, and
+//! checks every bound in [`crate::limits`] right after decoding.
+//!
+//! With the `alloc` feature (controller, tools, tests) decoding also refuses any encoding that is
+//! not the one canonical encoding of the value: postcard itself accepts over-long varints, so two
+//! byte strings could decode to one manifest with two digests, and a controller must never show
+//! or sign one of them for the other. Devices skip this check, which saves 3.3 KB of flash: every
+//! decision a device makes binds the exact bytes it received (the release signature covers the
+//! manifest bytes, approvals cover their digest), so a non-canonical encoding can only come from
+//! the holders of those keys, who could sign a canonical one just as well.
 
 use crate::Refusal;
 use serde::{Deserialize, Serialize};
@@ -18,8 +24,8 @@ pub trait Bounded {
     fn check_bounds(&self) -> Result<(), Refusal>;
 }
 
-/// Decodes exactly one `T` from `bytes`: within `T::MAX_ENCODED`, no trailing bytes, the
-/// canonical encoding, all bounds checked.
+/// Decodes exactly one `T` from `bytes`: within `T::MAX_ENCODED`, no trailing bytes, all bounds
+/// checked, and (with `alloc`) the canonical encoding.
 pub fn decode<'a, T: Deserialize<'a> + Serialize + Bounded>(bytes: &'a [u8]) -> Result<T, Refusal> {
     if bytes.len() > T::MAX_ENCODED {
         return Err(Refusal::Malformed);
@@ -28,8 +34,8 @@ pub fn decode<'a, T: Deserialize<'a> + Serialize + Bounded>(bytes: &'a [u8]) -> 
     if !rest.is_empty() {
         return Err(Refusal::Malformed);
     }
-    let same = postcard::serialize_with_flavor(&value, Compare { expected: bytes, at: 0 });
-    if same != Ok(bytes.len()) {
+    #[cfg(feature = "alloc")]
+    if postcard::serialize_with_flavor(&value, Compare { expected: bytes, at: 0 }) != Ok(bytes.len()) {
         return Err(Refusal::Malformed);
     }
     value.check_bounds()?;
@@ -38,11 +44,13 @@ pub fn decode<'a, T: Deserialize<'a> + Serialize + Bounded>(bytes: &'a [u8]) -> 
 
 /// A postcard output that stores nothing and fails at the first byte that differs from
 /// `expected`: re-encoding a decoded value checks canonicity without a buffer.
+#[cfg(feature = "alloc")]
 struct Compare<'e> {
     expected: &'e [u8],
     at: usize,
 }
 
+#[cfg(feature = "alloc")]
 impl postcard::ser_flavors::Flavor for Compare<'_> {
     type Output = usize;
 

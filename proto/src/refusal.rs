@@ -69,11 +69,13 @@ pub enum Refusal {
     Busy = 28,
     /// A revert with no approved previous image or config to return to.
     NothingToRevert = 29,
+    /// The manifest's chunk size is above what this device can receive.
+    ChunkTooLarge = 30,
 }
 
 impl Refusal {
     /// Every reason, in code order.
-    pub const ALL: [Refusal; 29] = [
+    pub const ALL: [Refusal; 30] = [
         Refusal::Malformed,
         Refusal::UnknownKey,
         Refusal::BadSignature,
@@ -103,6 +105,7 @@ impl Refusal {
         Refusal::UnexpectedChunk,
         Refusal::Busy,
         Refusal::NothingToRevert,
+        Refusal::ChunkTooLarge,
     ];
 
     /// The reason with wire code `code`.
@@ -147,6 +150,7 @@ impl Refusal {
             Refusal::UnexpectedChunk => "unexpected_chunk",
             Refusal::Busy => "busy",
             Refusal::NothingToRevert => "nothing_to_revert",
+            Refusal::ChunkTooLarge => "chunk_too_large",
         }
     }
 }

@@ -72,10 +72,9 @@ impl Bounded for TrustRoot {
         if self.approvers.iter().any(|a| self.release_keys.contains(&a.key)) {
             return Err(Refusal::Malformed);
         }
-        if has_duplicates(&self.root_keys)
-            || has_duplicates(&self.release_keys)
-            || has_duplicates(&self.approvers.iter().map(|a| a.key).collect::<heapless::Vec<_, MAX_APPROVERS>>())
-        {
+        let approver_twice =
+            self.approvers.iter().enumerate().any(|(i, a)| self.approvers[..i].iter().any(|b| b.key == a.key));
+        if has_duplicates(&self.root_keys) || has_duplicates(&self.release_keys) || approver_twice {
             return Err(Refusal::Malformed);
         }
         self.rules.check_bounds()

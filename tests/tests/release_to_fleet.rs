@@ -13,7 +13,8 @@ use airlock_proto::*;
 use airlock_sim::{Served, SimError, VirtualDevice};
 use ed25519_dalek::SigningKey;
 
-const NOW_MS: u64 = 1_800_000_000_000;
+/// Unix seconds.
+const NOW: u64 = 1_800_000_000;
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -37,7 +38,7 @@ fn world(n: usize) -> World {
     let req = |approvals, roles| Requirement { approvals, roles };
     let trust = TrustRoot {
         version: 1,
-        expires_at: NOW_MS / 1000 + 86_400,
+        expires_at: NOW + 86_400,
         root_threshold: 2,
         root_keys: roots.iter().map(public_key).collect(),
         release_keys: std::iter::once(public_key(&release_key)).collect(),
@@ -72,7 +73,7 @@ fn world(n: usize) -> World {
                 min_tier: Tier::Single,
                 key_seed: [i as u8; 32],
             };
-            VirtualDevice::provision(identity, &trust_bytes, &factory_image, factory, layout, NOW_MS).unwrap()
+            VirtualDevice::provision(identity, &trust_bytes, &factory_image, factory, layout, NOW).unwrap()
         })
         .collect();
     World { release_key, approvers, devices }
@@ -83,8 +84,8 @@ fn manifest(cohort: &Cohort, image: &[u8]) -> Manifest<'static> {
         proposal: 1,
         revision: 1,
         sequence: 10,
-        issued_at: NOW_MS / 1000 - 10,
-        expires_at: NOW_MS / 1000 + 3600,
+        issued_at: NOW - 10,
+        expires_at: NOW + 3600,
         action: Action::Firmware(Firmware {
             hardware: "m4",
             version: Version::new(1, 1, 0),
@@ -118,14 +119,14 @@ fn two_person_release_reaches_every_member_and_no_one_else() {
     for d in &mut w.devices {
         match release.delivery_for(d.id()) {
             Some(bytes) => {
-                let events = d.deliver(NOW_MS, &bytes, served, true).unwrap();
+                let events = d.deliver(NOW, &bytes, served, true).unwrap();
                 assert!(events.contains(&Event::Confirmed { manifest: digest, version: Version::new(1, 1, 0) }));
                 assert_eq!(d.agent().status().firmware, Version::new(1, 1, 0));
             }
             None => {
                 assert!(!cohort.contains(d.id()));
                 // A rogue sender hands the outsider a member's delivery: refused on the device.
-                match d.deliver(NOW_MS, &member_delivery, served, true) {
+                match d.deliver(NOW, &member_delivery, served, true) {
                     Err(SimError::Core { error: Error::Refused(Refusal::NotInCohort), .. }) => {}
                     other => panic!("{}: expected not_in_cohort, got {other:?}", d.id()),
                 }
@@ -147,7 +148,7 @@ fn one_approval_short_is_refused_by_every_member() {
     let served = Served { bytes: &image, digest: sha256(&image), chunk: 1024 };
     for d in &mut w.devices {
         let bytes = release.delivery_for(d.id()).unwrap();
-        match d.deliver(NOW_MS, &bytes, served, true) {
+        match d.deliver(NOW, &bytes, served, true) {
             Err(SimError::Core { error: Error::Refused(Refusal::QuorumShort), .. }) => {}
             other => panic!("{}: expected quorum_short, got {other:?}", d.id()),
         }

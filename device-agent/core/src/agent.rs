@@ -1,7 +1,7 @@
 //! The sans-IO agent: inputs in, outputs out, flash in between.
 
 use crate::checks::{check_delivery, Accepted, Context};
-use crate::error::Error;
+use crate::error::{Error, Invariant};
 use crate::flash_io::{hash_region, Writer};
 use crate::layout::Layout;
 use crate::record::{read_record, write_record, Pair};
@@ -21,15 +21,23 @@ use sha2::{Digest as _, Sha256};
 pub struct Settings {
     /// Image chunks requested ahead (flow control: the device pulls, at most this many in flight).
     pub window: u8,
-    /// Re-request from the last good byte when nothing arrived for this long.
-    pub chunk_timeout_ms: u64,
+    /// Re-request from the last good byte when nothing arrived for this many seconds.
+    pub chunk_timeout_secs: u64,
+    /// Largest chunk this device can receive; a manifest with a larger chunk size is refused
+    /// (`chunk_too_large`) before anything is written.
+    pub max_chunk: u32,
     /// Hash the slot to boot on every boot (the bootloader's check), not only at install.
     pub verify_on_boot: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { window: 4, chunk_timeout_ms: 5_000, verify_on_boot: true }
+        Settings {
+            window: 4,
+            chunk_timeout_secs: 5,
+            verify_on_boot: true,
+            max_chunk: airlock_proto::limits::MAX_CHUNK as u32,
+        }
     }
 }
 
@@ -106,7 +114,7 @@ struct Download {
     hasher: Sha256,
     /// Bytes requested so far.
     requested: u32,
-    last_activity_ms: u64,
+    last_activity: u64,
     /// Next quarter of the image at which a progress report goes out.
     next_progress: u32,
 }
@@ -128,7 +136,9 @@ pub struct Agent<F: NorFlash> {
     trust_records: Pair,
     identity_records: Pair,
     identity: Option<Identity>,
-    trust: TrustRoot,
+    /// The installed TrustRoot's version. The root itself stays in flash and is read when a
+    /// signed message arrives: 1.5 KB of RAM a device needs only for milliseconds.
+    trust_version: u32,
     state: State,
     running: Option<Running>,
     download: Option<Download>,
@@ -148,10 +158,10 @@ impl<F: NorFlash> Agent<F> {
         };
         state.check().map_err(Error::Invariant)?;
         let mut trust_records = Pair::new(layout.trust, layout.record_size);
-        let trust = match trust_records.load(&mut flash, &mut buf)? {
+        let trust_version = match trust_records.load(&mut flash, &mut buf)? {
             // Verified when installed; re-checked against its own keys so a corrupted or
             // substituted record fails closed.
-            Some(b) => decode::<SignedTrustRoot<'_>>(b)?.verify_self()?,
+            Some(b) => decode::<SignedTrustRoot<'_>>(b)?.verify_self()?.version,
             None => return Err(Error::NotProvisioned),
         };
         let mut identity_records = Pair::new(layout.identity, layout.record_size);
@@ -167,7 +177,7 @@ impl<F: NorFlash> Agent<F> {
             trust_records,
             identity_records,
             identity,
-            trust,
+            trust_version,
             state,
             running: None,
             download: None,
@@ -183,9 +193,10 @@ impl<F: NorFlash> Agent<F> {
         Ok(agent)
     }
 
-    /// Handles one input. On a refusal nothing was written, except that a chunk refusal
-    /// (too much data, digest mismatch) abandons the download it belongs to.
-    pub fn handle(&mut self, now_ms: u64, input: Input<'_>) -> Result<Outputs, Error> {
+    /// Handles one input at `now` (unix seconds, from the runtime's clock). On a refusal nothing
+    /// was written, except that a chunk refusal (too much data, digest mismatch) abandons the
+    /// download it belongs to.
+    pub fn handle(&mut self, now: u64, input: Input<'_>) -> Result<Outputs, Error> {
         if let Input::Boot = input {
             return self.boot();
         }
@@ -197,12 +208,12 @@ impl<F: NorFlash> Agent<F> {
         }
         match input {
             Input::Boot => self.boot(),
-            Input::Delivery(b) => self.delivery(now_ms, b),
-            Input::Chunk(b) => self.chunk(now_ms, b),
+            Input::Delivery(b) => self.delivery(now, b),
+            Input::Chunk(b) => self.chunk(now, b),
             Input::Health(ok) => self.health(ok),
-            Input::Command(b) => self.command(now_ms, b),
-            Input::TrustRoot(b) => self.rotate(now_ms, b),
-            Input::Tick => Ok(self.tick(now_ms)),
+            Input::Command(b) => self.command(now, b),
+            Input::TrustRoot(b) => self.rotate(now, b),
+            Input::Tick => Ok(self.tick(now)),
         }
     }
 
@@ -211,9 +222,12 @@ impl<F: NorFlash> Agent<F> {
         self.identity.as_ref()
     }
 
-    /// The installed TrustRoot.
-    pub fn trust_root(&self) -> &TrustRoot {
-        &self.trust
+    /// The installed TrustRoot, read from flash.
+    pub fn trust_root(&mut self) -> Result<TrustRoot, Error> {
+        let mut buf = [0u8; MAX_TRUST_ROOT + 64];
+        let bytes = self.trust_records.load_newest(&mut self.flash, &mut buf)?.ok_or(Error::NotProvisioned)?;
+        let signed: SignedTrustRoot<'_> = decode(bytes)?;
+        Ok(decode::<TrustRoot>(signed.body)?)
     }
 
     /// The persisted state.
@@ -239,13 +253,13 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// Builds a report body with the next counter (boot count in the high half).
-    pub fn report(&mut self, now_ms: u64, event: Event) -> Option<Report<'_>> {
+    pub fn report(&mut self, now: u64, event: Event) -> Option<Report<'_>> {
         let identity = self.identity.as_ref()?;
         self.reports = self.reports.wrapping_add(1);
         Some(Report {
             device: identity.device_id.as_str(),
             counter: (u64::from(self.state.boots) << 32) | u64::from(self.reports),
-            at: now_ms / 1000,
+            at: now,
             event,
         })
     }
@@ -260,7 +274,7 @@ impl<F: NorFlash> Agent<F> {
             security_counter: self.state.min_security_counter,
             config: config.map_or(0, |c| c.version),
             sequence: self.state.last_sequence,
-            trust_root: self.trust.version,
+            trust_root: self.trust_version,
             testing: self.running.is_some_and(|r| r.testing) || self.state.config_trial.is_some(),
         }
     }
@@ -269,14 +283,18 @@ impl<F: NorFlash> Agent<F> {
     pub fn read_config<'b>(&mut self, slot: u8, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
         let offset = *self.layout.config.get(usize::from(slot)).ok_or(Error::Layout)?;
         let Some((_, body)) = read_record(&mut self.flash, offset, self.layout.record_size, buf)? else {
-            return Err(Error::Invariant("config slot holds no valid record"));
+            return Err(Error::Invariant(Invariant::ConfigRecordMissing));
         };
-        let record: ConfigRecord<'b> = postcard::from_bytes(body).map_err(|_| Error::Invariant("config record"))?;
+        let record: ConfigRecord<'b> =
+            postcard::from_bytes(body).map_err(|_| Error::Invariant(Invariant::ConfigRecordCorrupt))?;
         Ok(record.payload)
     }
 
     // ---- boot ------------------------------------------------------------------------------
 
+    // Each input has its own frame: `handle` would otherwise inline all of them into one large
+    // stack frame that even a tick pays for.
+    #[inline(never)]
     fn boot(&mut self) -> Result<Outputs, Error> {
         let mut out = Outputs::new();
         self.download = None;
@@ -343,14 +361,17 @@ impl<F: NorFlash> Agent<F> {
 
     // ---- deliveries --------------------------------------------------------------------------
 
-    fn delivery(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Outputs, Error> {
+    #[inline(never)]
+    fn delivery(&mut self, now: u64, bytes: &[u8]) -> Result<Outputs, Error> {
+        let trust = self.trust_root()?;
         let identity = self.identity.as_ref().ok_or(Refusal::Decommissioned)?;
         let cx = Context {
-            trust: &self.trust,
+            trust: &trust,
+            max_chunk: self.settings.max_chunk,
             identity,
             state: &self.state,
             slot_size: self.layout.slot_size,
-            now: now_ms / 1000,
+            now,
         };
         let accepted = check_delivery(bytes, &cx)?;
         let Accepted { manifest: m, digest } = accepted;
@@ -363,7 +384,7 @@ impl<F: NorFlash> Agent<F> {
                 self.state.slots[usize::from(slot)] = None;
                 self.state.downloading = Some(digest);
                 self.persist()?;
-                self.start_download(now_ms, digest, &fw, slot, &mut out);
+                self.start_download(now, digest, &fw, slot, &mut out);
             }
             Action::Config(c) => {
                 let slot = self.state.config_active.map_or(0, |a| 1 - a);
@@ -408,7 +429,7 @@ impl<F: NorFlash> Agent<F> {
         self.identity_records.wipe(&mut self.flash)
     }
 
-    fn start_download(&mut self, now_ms: u64, manifest: Digest, fw: &Firmware<'_>, slot: u8, out: &mut Outputs) {
+    fn start_download(&mut self, now: u64, manifest: Digest, fw: &Firmware<'_>, slot: u8, out: &mut Outputs) {
         let image = ImageMeta {
             manifest,
             digest: fw.image_digest,
@@ -424,7 +445,7 @@ impl<F: NorFlash> Agent<F> {
             writer: Writer::new(self.layout.slots[usize::from(slot)], self.layout.slot_size),
             hasher: Sha256::new(),
             requested: 0,
-            last_activity_ms: now_ms,
+            last_activity: now,
             next_progress: fw.image_size / 4,
         };
         self.paused = false;
@@ -434,7 +455,8 @@ impl<F: NorFlash> Agent<F> {
         self.download = Some(d);
     }
 
-    fn chunk(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Outputs, Error> {
+    #[inline(never)]
+    fn chunk(&mut self, now: u64, bytes: &[u8]) -> Result<Outputs, Error> {
         let chunk: Chunk<'_> = decode(bytes)?;
         let mut out = Outputs::new();
         let current = self.download.as_ref().map(|d| d.image.digest);
@@ -459,7 +481,7 @@ impl<F: NorFlash> Agent<F> {
         }
         d.writer.push(&mut self.flash, chunk.data)?;
         d.hasher.update(chunk.data);
-        d.last_activity_ms = now_ms;
+        d.last_activity = now;
         let at = at + len;
         if at < d.image.size {
             if at >= d.next_progress {
@@ -500,13 +522,14 @@ impl<F: NorFlash> Agent<F> {
         Err(why.into())
     }
 
-    fn tick(&mut self, now_ms: u64) -> Outputs {
+    #[inline(never)]
+    fn tick(&mut self, now: u64) -> Outputs {
         let mut out = Outputs::new();
-        let timeout = self.settings.chunk_timeout_ms;
+        let timeout = self.settings.chunk_timeout_secs;
         let window = u32::from(self.settings.window.max(1));
         if let Some(d) = self.download.as_mut() {
-            if !self.paused && now_ms.saturating_sub(d.last_activity_ms) >= timeout {
-                d.last_activity_ms = now_ms;
+            if !self.paused && now.saturating_sub(d.last_activity) >= timeout {
+                d.last_activity = now;
                 let from = d.writer.position();
                 push(&mut out, Output::RequestChunks(request(d, from, window * d.chunk)));
             }
@@ -516,11 +539,13 @@ impl<F: NorFlash> Agent<F> {
 
     // ---- test boots ------------------------------------------------------------------------
 
+    #[inline(never)]
     fn health(&mut self, ok: bool) -> Result<Outputs, Error> {
         let mut out = Outputs::new();
         if let Some(run) = self.running.filter(|r| r.testing) {
             if ok {
-                let image = self.state.slots[usize::from(run.slot)].ok_or(Error::Invariant("trial slot empty"))?;
+                let image =
+                    self.state.slots[usize::from(run.slot)].ok_or(Error::Invariant(Invariant::TrialSlotEmpty))?;
                 self.state.active = run.slot;
                 self.state.trial = None;
                 self.state.min_security_counter = self.state.min_security_counter.max(image.security_counter);
@@ -531,7 +556,7 @@ impl<F: NorFlash> Agent<F> {
                 self.revert_trial_image(RevertReason::HealthCheckFailed, &mut out)?;
             }
         } else if let Some(slot) = self.state.config_trial {
-            let meta = self.state.configs[usize::from(slot)].ok_or(Error::Invariant("trial config empty"))?;
+            let meta = self.state.configs[usize::from(slot)].ok_or(Error::Invariant(Invariant::TrialConfigEmpty))?;
             if ok {
                 self.state.config_previous = self.state.config_active;
                 self.state.config_active = Some(slot);
@@ -575,15 +600,17 @@ impl<F: NorFlash> Agent<F> {
 
     // ---- commands and rotation -------------------------------------------------------------
 
-    fn command(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Outputs, Error> {
+    #[inline(never)]
+    fn command(&mut self, now: u64, bytes: &[u8]) -> Result<Outputs, Error> {
         let signed: Signed<'_> = decode_signed(bytes, MAX_COMMAND)?;
-        let body = signed.verify_by(Domain::Command, &self.trust.release_keys)?;
+        let release_keys = self.trust_root()?.release_keys;
+        let body = signed.verify_by(Domain::Command, &release_keys)?;
         let cmd: Command<'_> = decode(body)?;
         let identity = self.identity.as_ref().ok_or(Refusal::Decommissioned)?;
         if cmd.device != identity.device_id.as_str() {
             return Err(Refusal::WrongDevice.into());
         }
-        if now_ms / 1000 >= cmd.expires_at {
+        if now >= cmd.expires_at {
             return Err(Refusal::Expired.into());
         }
         if cmd.sequence <= self.state.last_command {
@@ -597,7 +624,7 @@ impl<F: NorFlash> Agent<F> {
                 if let Some(d) = self.download.as_mut() {
                     let from = d.writer.position();
                     let window = u32::from(self.settings.window.max(1)) * d.chunk;
-                    d.last_activity_ms = now_ms;
+                    d.last_activity = now;
                     push(&mut out, Output::RequestChunks(request(d, from, window)));
                 }
             }
@@ -657,11 +684,13 @@ impl<F: NorFlash> Agent<F> {
         Ok(())
     }
 
-    fn rotate(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Outputs, Error> {
+    #[inline(never)]
+    fn rotate(&mut self, now: u64, bytes: &[u8]) -> Result<Outputs, Error> {
         let signed: SignedTrustRoot<'_> = decode(bytes)?;
-        let next = signed.verify_rotation(&self.trust, now_ms / 1000)?;
+        let current = self.trust_root()?;
+        let next = signed.verify_rotation(&current, now)?;
         self.trust_records.store(&mut self.flash, bytes)?;
-        self.trust = next;
+        self.trust_version = next.version;
         let mut out = Outputs::new();
         push(&mut out, Output::Report(Event::Status(self.status())));
         Ok(out)
@@ -672,7 +701,7 @@ impl<F: NorFlash> Agent<F> {
     fn persist(&mut self) -> Result<(), Error> {
         self.state.check().map_err(Error::Invariant)?;
         let mut buf = [0u8; MAX_STATE];
-        let body = postcard::to_slice(&self.state, &mut buf).map_err(|_| Error::Invariant("state record too large"))?;
+        let body = postcard::to_slice(&self.state, &mut buf).map_err(|_| Error::Invariant(Invariant::StateTooLarge))?;
         self.state_records.store(&mut self.flash, body)
     }
 }
@@ -709,12 +738,12 @@ pub fn provision<F: NorFlash>(
     identity: &Identity,
     trust_root: &[u8],
     factory: Factory,
-    now_ms: u64,
+    now: u64,
 ) -> Result<(), Error> {
     layout.check(flash)?;
     airlock_proto::check_device_id(identity.device_id.as_str())?;
     let signed: SignedTrustRoot<'_> = decode(trust_root)?;
-    signed.verify_initial(now_ms / 1000)?;
+    signed.verify_initial(now)?;
     if factory.size == 0 || factory.size > layout.slot_size {
         return Err(Refusal::ImageTooLarge.into());
     }
@@ -734,6 +763,6 @@ pub fn provision<F: NorFlash>(
     Pair::new(layout.identity, layout.record_size).store(flash, id)?;
     Pair::new(layout.trust, layout.record_size).store(flash, trust_root)?;
     let state = State::factory(image);
-    let body = postcard::to_slice(&state, &mut buf).map_err(|_| Error::Invariant("state record too large"))?;
+    let body = postcard::to_slice(&state, &mut buf).map_err(|_| Error::Invariant(Invariant::StateTooLarge))?;
     Pair::new(layout.state, layout.record_size).store(flash, body)
 }

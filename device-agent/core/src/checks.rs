@@ -14,6 +14,8 @@ pub(crate) struct Context<'c> {
     pub identity: &'c Identity,
     pub state: &'c State,
     pub slot_size: u32,
+    /// The device's largest receivable chunk.
+    pub max_chunk: u32,
     /// Unix seconds.
     pub now: u64,
 }
@@ -63,6 +65,9 @@ pub(crate) fn check_delivery<'a>(bytes: &'a [u8], cx: &Context<'_>) -> Result<Ac
             }
             if fw.image_size > cx.slot_size {
                 return Err(Refusal::ImageTooLarge);
+            }
+            if fw.chunk_size > cx.max_chunk {
+                return Err(Refusal::ChunkTooLarge);
             }
         }
         Action::Config(c) => {

@@ -24,7 +24,31 @@ pub enum Error {
     NotBooted,
     /// A state transition would have broken an invariant of the state record; nothing was
     /// written. Always a bug in the core, surfaced rather than persisted.
-    Invariant(&'static str),
+    Invariant(Invariant),
+}
+
+/// Which invariant (codes rather than messages: the strings cost flash on a device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invariant {
+    /// The active slot holds no recorded image.
+    ActiveSlotEmpty,
+    /// The trial slot is not a written slot other than the active one.
+    TrialSlotInvalid,
+    /// A config role names a slot without a config.
+    ConfigWithoutRecord,
+    /// Two config roles share one slot.
+    ConfigRolesShareSlot,
+    /// The state record does not fit its buffer.
+    StateTooLarge,
+    /// A test boot with no image recorded in its slot.
+    TrialSlotEmpty,
+    /// A config trial with no config recorded in its slot.
+    TrialConfigEmpty,
+    /// A config slot the state names holds no valid record.
+    ConfigRecordMissing,
+    /// A config record that does not decode.
+    ConfigRecordCorrupt,
 }
 
 impl From<Refusal> for Error {
@@ -42,7 +66,7 @@ impl fmt::Display for Error {
             Error::NotProvisioned => f.write_str("device not provisioned"),
             Error::NoBootableImage => f.write_str("no bootable image"),
             Error::NotBooted => f.write_str("input before the first boot"),
-            Error::Invariant(what) => write!(f, "state invariant broken: {what}"),
+            Error::Invariant(what) => write!(f, "state invariant broken: {what:?}"),
         }
     }
 }

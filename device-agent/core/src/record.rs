@@ -117,6 +117,18 @@ impl Pair {
         Ok(read_record(f, self.offsets[i], self.region, buf)?.map(|(_, b)| b))
     }
 
+    /// Reads the newest copy [`Pair::load`] found (one record read instead of two).
+    pub(crate) fn load_newest<'b, F: NorFlash>(
+        &mut self,
+        f: &mut F,
+        buf: &'b mut [u8],
+    ) -> Result<Option<&'b [u8]>, Error> {
+        if self.generation == 0 {
+            return self.load(f, buf);
+        }
+        Ok(read_record(f, self.offsets[self.newest], self.region, buf)?.map(|(_, b)| b))
+    }
+
     /// Writes `body` as the new newest copy, over the older one.
     pub(crate) fn store<F: NorFlash>(&mut self, f: &mut F, body: &[u8]) -> Result<(), Error> {
         let target = 1 - self.newest;

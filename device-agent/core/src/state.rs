@@ -1,5 +1,6 @@
 //! What the device remembers across power cuts: the state record and the identity.
 
+use crate::error::Invariant;
 use airlock_proto::{Digest, Tier, Version};
 use core::fmt;
 use serde::{Deserialize, Serialize};
@@ -100,26 +101,26 @@ impl State {
     }
 
     /// Checks the record's own invariants; a record that fails this is never written.
-    pub fn check(&self) -> Result<(), &'static str> {
+    pub fn check(&self) -> Result<(), Invariant> {
         let slot_ok = |s: u8| s < 2;
         if !slot_ok(self.active) || self.active_image().is_none() {
-            return Err("active slot holds no image");
+            return Err(Invariant::ActiveSlotEmpty);
         }
         if let Some(t) = self.trial {
             if !slot_ok(t.slot) || t.slot == self.active || self.slots[usize::from(t.slot)].is_none() {
-                return Err("trial slot is not a written, inactive slot");
+                return Err(Invariant::TrialSlotInvalid);
             }
         }
         let cfg = |s: Option<u8>| s.is_none_or(|s| slot_ok(s) && self.configs[usize::from(s)].is_some());
         if !cfg(self.config_active) || !cfg(self.config_previous) || !cfg(self.config_trial) {
-            return Err("config slot reference without a config");
+            return Err(Invariant::ConfigWithoutRecord);
         }
         let distinct = |a: Option<u8>, b: Option<u8>| a.is_none() || a != b;
         if !distinct(self.config_active, self.config_previous)
             || !distinct(self.config_active, self.config_trial)
             || !distinct(self.config_previous, self.config_trial)
         {
-            return Err("two config roles share one slot");
+            return Err(Invariant::ConfigRolesShareSlot);
         }
         Ok(())
     }

@@ -11,9 +11,9 @@ use airlock_proto::*;
 use ed25519_dalek::SigningKey;
 use std::collections::VecDeque;
 
-/// 2027-01-15, in milliseconds.
-pub const NOW_MS: u64 = 1_800_000_000_000;
-pub const NOW: u64 = NOW_MS / 1000;
+/// 2027-01-15, unix seconds.
+pub const NOW: u64 = 1_800_000_000;
+
 pub const DEVICE: &str = "dev-0003";
 pub const HARDWARE: &str = "gw-m4";
 pub const SLOT: u32 = 64 * 1024;
@@ -203,14 +203,14 @@ pub fn provisioned(fleet: &Fleet, identity: &Identity) -> MemFlash {
     let a = l.slots[0] as usize;
     flash.bytes_mut()[a..a + img.len()].copy_from_slice(&img);
     let factory = Factory { version: Version::new(1, 0, 0), security_counter: 1, size: img.len() as u32 };
-    provision(&mut flash, &l, identity, &fleet.trust_bytes, factory, NOW_MS).unwrap();
+    provision(&mut flash, &l, identity, &fleet.trust_bytes, factory, NOW).unwrap();
     flash
 }
 
 /// Opens and boots a device.
 pub fn booted(flash: MemFlash) -> Agent<MemFlash> {
     let mut agent = Agent::open(flash, layout(), Settings::default()).unwrap();
-    agent.handle(NOW_MS, Input::Boot).unwrap();
+    agent.handle(NOW, Input::Boot).unwrap();
     agent
 }
 
@@ -223,7 +223,7 @@ pub fn device(fleet: &Fleet) -> Agent<MemFlash> {
 pub struct Runtime<'i> {
     pub image: &'i [u8],
     pub health: bool,
-    pub now_ms: u64,
+    pub now: u64,
     pub outputs: Vec<Output>,
     /// Chunk indices to drop once (simulating a lossy link).
     pub drop_once: Vec<u32>,
@@ -231,7 +231,7 @@ pub struct Runtime<'i> {
 
 impl<'i> Runtime<'i> {
     pub fn new(image: &'i [u8]) -> Self {
-        Runtime { image, health: true, now_ms: NOW_MS, outputs: Vec::new(), drop_once: Vec::new() }
+        Runtime { image, health: true, now: NOW, outputs: Vec::new(), drop_once: Vec::new() }
     }
 
     pub fn chunk_bytes(&self, offset: u32, len: u32) -> Vec<u8> {
@@ -242,19 +242,19 @@ impl<'i> Runtime<'i> {
 
     pub fn run(&mut self, agent: &mut Agent<MemFlash>, first: Input<'_>) -> Result<(), Error> {
         let mut queue: VecDeque<Owned> = VecDeque::new();
-        let first_out = agent.handle(self.now_ms, first)?;
+        let first_out = agent.handle(self.now, first)?;
         self.absorb(first_out, &mut queue);
         let mut steps = 0;
         while let Some(input) = queue.pop_front() {
             steps += 1;
             assert!(steps < 100_000, "runtime loop did not settle");
             let out = match &input {
-                Owned::Boot => agent.handle(self.now_ms, Input::Boot)?,
-                Owned::Health(ok) => agent.handle(self.now_ms, Input::Health(*ok))?,
-                Owned::Chunk(b) => agent.handle(self.now_ms, Input::Chunk(b))?,
+                Owned::Boot => agent.handle(self.now, Input::Boot)?,
+                Owned::Health(ok) => agent.handle(self.now, Input::Health(*ok))?,
+                Owned::Chunk(b) => agent.handle(self.now, Input::Chunk(b))?,
                 Owned::Tick => {
-                    self.now_ms += 10_000;
-                    agent.handle(self.now_ms, Input::Tick)?
+                    self.now += 10;
+                    agent.handle(self.now, Input::Tick)?
                 }
             };
             self.absorb(out, &mut queue);

@@ -36,7 +36,7 @@ fn sweep(base: &MemFlash, scenario: Scenario<'_>, approved: &[Digest], finish: S
         // Reboot after the cut.
         let mut agent = Agent::open(flash, layout(), Settings::default())
             .unwrap_or_else(|e| panic!("cut {n}: device does not open after the power cut: {e:?}"));
-        let out = agent.handle(NOW_MS, Input::Boot).unwrap_or_else(|e| panic!("cut {n}: BRICKED: {e:?}"));
+        let out = agent.handle(NOW, Input::Boot).unwrap_or_else(|e| panic!("cut {n}: BRICKED: {e:?}"));
         let slot = out
             .iter()
             .find_map(|o| if let crate::Output::Run { slot, .. } = o { Some(*slot) } else { None })
@@ -46,10 +46,10 @@ fn sweep(base: &MemFlash, scenario: Scenario<'_>, approved: &[Digest], finish: S
         let bytes = &agent.flash_mut().bytes()[off..off + meta.size as usize];
         assert_eq!(sha256(bytes), meta.digest, "cut {n}: slot content does not match its record");
         assert!(approved.contains(&meta.digest), "cut {n}: runs an image nobody approved");
-        agent.state().check().unwrap_or_else(|e| panic!("cut {n}: inconsistent state: {e}"));
+        agent.state().check().unwrap_or_else(|e| panic!("cut {n}: inconsistent state: {e:?}"));
         // And the device can still finish: the controller re-delivers, the runtime carries on.
         finish(&mut agent).unwrap_or_else(|e| panic!("cut {n}: cannot recover: {e:?}"));
-        agent.state().check().unwrap_or_else(|e| panic!("cut {n}: inconsistent state after recovery: {e}"));
+        agent.state().check().unwrap_or_else(|e| panic!("cut {n}: inconsistent state after recovery: {e:?}"));
         let (version, _) = running_image(&mut agent);
         *outcomes.entry(format!("runs {version}")).or_insert(0) += 1;
     }
@@ -120,7 +120,7 @@ fn power_loss_at_every_write_of_a_commanded_revert_never_bricks() {
     let cmd = SignedOwned::sign(Domain::Command, &c, &fleet.release).to_bytes();
     // Boot (a state write) plus the revert itself.
     let scenario = |agent: &mut Agent<MemFlash>| {
-        agent.handle(NOW_MS, Input::Boot)?;
+        agent.handle(NOW, Input::Boot)?;
         Runtime::new(&img).run(agent, Input::Command(&cmd))
     };
     let finish = |agent: &mut Agent<MemFlash>| match Runtime::new(&img).run(agent, Input::Command(&cmd)) {
@@ -150,7 +150,7 @@ fn power_loss_at_every_write_of_a_config_push_keeps_a_consistent_config() {
             Ok(()) | Err(Error::Refused(Refusal::Replay)) => {}
             Err(e) => return Err(e),
         }
-        let slot = agent.state().config_active.ok_or(Error::Invariant("no active config"))?;
+        let slot = agent.state().config_active.ok_or(Error::Invariant(crate::error::Invariant::ConfigRecordMissing))?;
         let mut buf = [0u8; 64];
         let payload = agent.read_config(slot, &mut buf)?.to_vec();
         assert!(payload == b"rate=1" || payload == b"rate=2", "config is {payload:?}");

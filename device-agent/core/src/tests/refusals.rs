@@ -17,7 +17,7 @@ fn refused_on(agent: &mut Agent<MemFlash>, input: Input<'_>) -> Refusal {
     let before = agent.flash_mut().bytes().to_vec();
     let ops = agent.flash_mut().ops();
     let state = agent.state().clone();
-    let r = refusal(agent.handle(NOW_MS, input));
+    let r = refusal(agent.handle(NOW, input));
     assert_eq!(agent.flash_mut().ops(), ops, "a refusal must not write");
     assert!(agent.flash_mut().bytes() == before.as_slice(), "a refusal must not change flash");
     assert_eq!(agent.state(), &state, "a refusal must not change state");
@@ -32,7 +32,7 @@ fn v2() -> (Fleet, Vec<u8>) {
 fn the_valid_delivery_used_by_these_tests_is_accepted() {
     let (fleet, img) = v2();
     let mut agent = device(&fleet);
-    let out = agent.handle(NOW_MS, Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes())).unwrap();
+    let out = agent.handle(NOW, Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes())).unwrap();
     assert!(matches!(out[0], crate::Output::Report(Event::Accepted { .. })));
 }
 
@@ -95,7 +95,7 @@ fn delivery_under_an_expired_trust_root_is_refused() {
     let (fleet, img) = v2();
     let mut agent = device(&fleet);
     let bytes = fleet.firmware(Version::new(2, 0, 0), &img).bytes();
-    let later = (fleet.trust.expires_at + 1) * 1000;
+    let later = fleet.trust.expires_at + 1;
     let before = agent.state().clone();
     assert_eq!(refusal(agent.handle(later, Input::Delivery(&bytes))), Refusal::TrustRootExpired);
     assert_eq!(agent.state(), &before);
@@ -320,15 +320,15 @@ fn more_data_than_the_manifest_declares_is_refused() {
     // The manifest declares 20,000 bytes; the sender streams a longer image with the same digest
     // field, so the last chunk runs past the declared end.
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
-    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
+    agent.handle(NOW, Input::Delivery(&spec.bytes())).unwrap();
     let rt = Runtime::new(&img);
     for off in (0..19 * CHUNK).step_by(CHUNK as usize) {
-        agent.handle(NOW_MS, Input::Chunk(&rt.chunk_bytes(off, CHUNK))).unwrap();
+        agent.handle(NOW, Input::Chunk(&rt.chunk_bytes(off, CHUNK))).unwrap();
     }
     let mut long = img[19 * CHUNK as usize..].to_vec();
     long.extend_from_slice(&[0xAA; 200]);
     let chunk = Chunk { image: sha256(&img), offset: 19 * CHUNK, data: &long };
-    let r = agent.handle(NOW_MS, Input::Chunk(&postcard::to_allocvec(&chunk).unwrap()));
+    let r = agent.handle(NOW, Input::Chunk(&postcard::to_allocvec(&chunk).unwrap()));
     assert_eq!(refusal(r), Refusal::ImageTooLarge);
     assert_eq!(agent.state().trial, None, "nothing became bootable");
     assert_eq!(agent.state().downloading, None, "the download is abandoned");
@@ -343,20 +343,20 @@ fn image_that_does_not_match_its_digest_is_refused_and_never_bootable() {
     evil[12_345] ^= 1;
     let mut rt = Runtime::new(&evil);
     // The runtime serves chunks of the tampered image under the manifest's image digest.
-    let out = agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
+    let out = agent.handle(NOW, Input::Delivery(&spec.bytes())).unwrap();
     assert!(!out.is_empty());
     let mut last = Ok(crate::Outputs::new());
     for off in (0..img.len() as u32).step_by(CHUNK as usize) {
         let end = (off as usize + CHUNK as usize).min(evil.len());
         let c = Chunk { image: sha256(&img), offset: off, data: &evil[off as usize..end] };
-        last = agent.handle(NOW_MS, Input::Chunk(&postcard::to_allocvec(&c).unwrap()));
+        last = agent.handle(NOW, Input::Chunk(&postcard::to_allocvec(&c).unwrap()));
     }
     assert_eq!(refusal(last), Refusal::DigestMismatch);
     assert_eq!(agent.state().slots[1], None);
     assert_eq!(agent.state().trial, None);
     rt.image = &img;
     // A reboot still runs the factory image.
-    agent.handle(NOW_MS, Input::Boot).unwrap();
+    agent.handle(NOW, Input::Boot).unwrap();
     assert_eq!(running_image(&mut agent).0, Version::new(1, 0, 0));
 }
 
@@ -392,7 +392,7 @@ fn break_glass_within_its_caps_needs_its_role_and_is_accepted_with_it() {
     assert_eq!(refused_delivery(&fleet, &spec.bytes()), Refusal::MissingRole);
     spec.approvers = vec![fleet.approvers[3].clone()];
     let mut agent = device(&fleet);
-    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
+    agent.handle(NOW, Input::Delivery(&spec.bytes())).unwrap();
 }
 
 #[test]
@@ -407,10 +407,10 @@ fn chunk_with_no_update_in_progress_is_refused() {
 fn chunk_of_another_image_is_refused() {
     let (fleet, img) = v2();
     let mut agent = device(&fleet);
-    agent.handle(NOW_MS, Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes())).unwrap();
+    agent.handle(NOW, Input::Delivery(&fleet.firmware(Version::new(2, 0, 0), &img).bytes())).unwrap();
     let other = image(9, 4000);
     let c = Runtime::new(&other).chunk_bytes(0, CHUNK);
-    assert_eq!(refusal(agent.handle(NOW_MS, Input::Chunk(&c))), Refusal::UnexpectedChunk);
+    assert_eq!(refusal(agent.handle(NOW, Input::Chunk(&c))), Refusal::UnexpectedChunk);
 }
 
 #[test]
@@ -421,11 +421,11 @@ fn delivery_during_a_test_boot_is_refused_as_busy() {
     rt.health = true;
     // Stop right after the install: deliver and stream, but do not reboot.
     let spec = fleet.firmware(Version::new(2, 0, 0), &img);
-    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
+    agent.handle(NOW, Input::Delivery(&spec.bytes())).unwrap();
     for off in (0..img.len() as u32).step_by(CHUNK as usize) {
-        agent.handle(NOW_MS, Input::Chunk(&rt.chunk_bytes(off, CHUNK))).unwrap();
+        agent.handle(NOW, Input::Chunk(&rt.chunk_bytes(off, CHUNK))).unwrap();
     }
-    agent.handle(NOW_MS, Input::Boot).unwrap();
+    agent.handle(NOW, Input::Boot).unwrap();
     let mut next = fleet.firmware(Version::new(3, 0, 0), &img);
     next.m.sequence = 101;
     assert_eq!(refused_on(&mut agent, Input::Delivery(&next.bytes())), Refusal::Busy);
@@ -438,7 +438,7 @@ fn decommissioned_device_refuses_everything() {
     let mut spec = ManifestSpec::new(&fleet, Action::Decommission);
     spec.m.tier = Tier::Expert;
     spec.approvers = vec![fleet.approvers[2].clone(), fleet.approvers[0].clone()];
-    agent.handle(NOW_MS, Input::Delivery(&spec.bytes())).unwrap();
+    agent.handle(NOW, Input::Delivery(&spec.bytes())).unwrap();
     let mut next = fleet.firmware(Version::new(2, 0, 0), &img);
     next.m.sequence = 200;
     assert_eq!(refused_on(&mut agent, Input::Delivery(&next.bytes())), Refusal::Decommissioned);
@@ -464,7 +464,7 @@ fn replayed_command_is_refused() {
     let fleet = Fleet::new();
     let mut agent = device(&fleet);
     let c = command(&fleet, DEVICE, 5, CommandAction::Status);
-    agent.handle(NOW_MS, Input::Command(&c)).unwrap();
+    agent.handle(NOW, Input::Command(&c)).unwrap();
     assert_eq!(refused_on(&mut agent, Input::Command(&c)), Refusal::Replay);
 }
 
@@ -571,4 +571,14 @@ fn rotation_with_a_forged_signature_is_refused() {
     let n = bytes.len();
     bytes[n - 5] ^= 0x10;
     assert_eq!(refused_on(&mut agent, Input::TrustRoot(&bytes)), Refusal::BadSignature);
+}
+
+#[test]
+fn a_chunk_size_above_what_the_device_can_receive_is_refused() {
+    let (fleet, img) = v2();
+    let settings = crate::Settings { max_chunk: 512, ..crate::Settings::default() };
+    let mut agent = Agent::open(provisioned(&fleet, &identity()), layout(), settings).unwrap();
+    agent.handle(NOW, Input::Boot).unwrap();
+    let spec = fleet.firmware(Version::new(2, 0, 0), &img); // chunk size 1024
+    assert_eq!(refused_on(&mut agent, Input::Delivery(&spec.bytes())), Refusal::ChunkTooLarge);
 }
