@@ -1,13 +1,34 @@
 //! The Airlock fleet controller.
 //!
-//! Today it holds what turns an approved manifest into device-bound bytes; the `airlock` binary
-//! (API, policy, durable workflow, audit) is built on it by the controller issue.
+//! Firmware engineers propose; the policy tiers each proposal into a lane; approvers sign the
+//! manifest digest with their own keys; the controller signs what reached its quorum and keeps
+//! evidence of every step in a hash-chained, signed audit trail.
 //!
 //! # Layout
+//! - [`api`]: the HTTP API.
+//! - [`audit`]: the append-only, hash-chained, signed audit trail.
 //! - [`cohort`]: a resolved cohort as a sorted set of device ids, its Merkle root and proofs.
+//! - [`keys`]: Ed25519 key files.
+//! - [`metrics`]: approval metrics (JSON and Prometheus).
 //! - [`policy`]: tiering policy files, decisions and their explanation.
+//! - [`registry`]: enrolled devices, cohort selectors and the preview.
 //! - [`release`]: per-device deliveries of a signed, approved manifest.
+//! - [`server`]: `airlock serve`: data directory, first run, serving loop.
+//! - [`store`]: the database (SQLite or PostgreSQL) and its migrations.
+//! - [`trust`]: issuing the TrustRoot from the policy and the roster.
+//! - [`users`]: people, roles, tokens and approver keys.
+//! - [`workflow`]: the durable approval workflow.
 
+pub mod api;
+pub mod audit;
 pub mod cohort;
+pub mod keys;
+pub mod metrics;
 pub mod policy;
+pub mod registry;
 pub mod release;
+pub mod server;
+pub mod store;
+pub mod trust;
+pub mod users;
+pub mod workflow;

@@ -1,0 +1,112 @@
+//! Fleet, roster, policy, audit and metrics routes.
+
+use super::auth::Caller;
+use super::error::AppError;
+use super::proposals::body;
+use crate::registry::Device;
+use crate::server::AppState;
+use crate::users::User;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+
+pub(super) async fn me(caller: Caller) -> Json<User> {
+    Json(caller.0)
+}
+
+pub(super) async fn devices(State(s): State<AppState>, _caller: Caller) -> Result<Json<Vec<Device>>, AppError> {
+    Ok(Json(crate::registry::all(s.wf.store.pool()).await?))
+}
+
+pub(super) async fn enroll(
+    State(s): State<AppState>,
+    caller: Caller,
+    d: Result<Json<Device>, JsonRejection>,
+) -> Result<(StatusCode, Json<Device>), AppError> {
+    caller.require(&["admin"])?;
+    let mut d = body(d)?;
+    airlock_proto::check_device_id(&d.id).map_err(|_| {
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("device id {:?}: 1-64 of A-Z a-z 0-9 . _ -", d.id))
+    })?;
+    if crate::keys::parse_public(&d.public_key).is_none() {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "public_key: 64 hex digits of an Ed25519 public key",
+        ));
+    }
+    d.enrolled_at = s.wf.clock.now_ms();
+    let mut tx = s.wf.store.pool().begin().await.map_err(AppError::internal)?;
+    crate::registry::upsert(&mut tx, &d).await?;
+    let entry = serde_json::json!({ "device": d.id, "public_key": d.public_key, "hardware": d.hardware, "environment": d.environment });
+    s.wf.record(&mut tx, &caller.0.name, "device_enrolled", None, entry).await?;
+    tx.commit().await.map_err(AppError::internal)?;
+    Ok((StatusCode::CREATED, Json(d)))
+}
+
+pub(super) async fn users(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<User>>, AppError> {
+    caller.require(&["admin"])?;
+    Ok(Json(crate::users::all(s.wf.store.pool()).await?))
+}
+
+pub(super) async fn trust_root(State(s): State<AppState>, _caller: Caller) -> Json<serde_json::Value> {
+    let t = &s.wf.trust;
+    Json(serde_json::json!({
+        "version": t.root.version,
+        "expires_at": t.root.expires_at,
+        "root_threshold": t.root.root_threshold,
+        "root_keys": t.root.root_keys.iter().map(|k| hex::encode(k.0)).collect::<Vec<_>>(),
+        "release_keys": t.root.release_keys.iter().map(|k| hex::encode(k.0)).collect::<Vec<_>>(),
+        "approvers": t.root.approvers.iter().map(|a| serde_json::json!({ "key": hex::encode(a.key.0), "roles": a.roles.0 })).collect::<Vec<_>>(),
+        "bytes_hex": hex::encode(&t.bytes),
+    }))
+}
+
+pub(super) async fn policy(State(s): State<AppState>, _caller: Caller) -> Json<crate::policy::Policy> {
+    Json((*s.wf.policy).clone())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AuditQuery {
+    proposal: Option<i64>,
+    limit: Option<i64>,
+}
+
+pub(super) async fn audit_log(
+    State(s): State<AppState>,
+    _caller: Caller,
+    q: Query<AuditQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let entries =
+        crate::audit::entries(s.wf.store.pool(), q.proposal, q.limit.unwrap_or(200).clamp(1, 10_000) as u32).await?;
+    Ok(Json(entries))
+}
+
+pub(super) async fn audit_verify(State(s): State<AppState>, _caller: Caller) -> Result<impl IntoResponse, AppError> {
+    let r = crate::audit::verify(s.wf.store.pool(), &s.wf.audit_key()).await?;
+    Ok(Json(serde_json::json!({
+        "ok": r.is_ok(),
+        "entries": r.entries,
+        "checkpoints": r.checkpoints,
+        "head": r.head.as_ref().map(|(seq, hash)| serde_json::json!({ "seq": seq, "hash": hash })),
+        "problems": r.problems.iter().map(|p| serde_json::json!({ "seq": p.seq(), "problem": p.to_string() })).collect::<Vec<_>>(),
+    })))
+}
+
+pub(super) async fn metrics(
+    State(s): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<crate::metrics::Metrics>, AppError> {
+    Ok(Json(crate::metrics::compute(s.wf.store.pool()).await?))
+}
+
+pub(super) async fn prometheus(State(s): State<AppState>, _caller: Caller) -> Result<impl IntoResponse, AppError> {
+    let m = crate::metrics::compute(s.wf.store.pool()).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.prometheus()))
+}
+
+pub(super) async fn tasks(State(s): State<AppState>, _caller: Caller) -> Result<impl IntoResponse, AppError> {
+    Ok(Json(s.wf.open_tasks().await?))
+}

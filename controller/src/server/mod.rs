@@ -1,0 +1,155 @@
+//! `airlock serve`: start-up and the serving loop.
+//!
+//! [`start`] opens the data directory (creating keys, users and a TrustRoot on a first run),
+//! the database and the policy; [`run`] serves the API on a listener it is given until the
+//! shutdown future resolves, firing due workflow timers meanwhile. Tests run it on ephemeral
+//! ports.
+//!
+//! # Layout
+//! - [`datadir`]: the data directory and the first run.
+
+pub mod datadir;
+
+use crate::audit::AuditKey;
+use crate::policy::{load_dir, Policy, PolicyError};
+use crate::store::{Store, StoreError};
+use crate::trust::{device_roles, issue, Roster, TrustError};
+use crate::workflow::{Clock, Trust, Workflow};
+use airlock_proto::{Approver, SignedTrustRoot, TrustRoot};
+use datadir::{DataDir, DataDirError, FirstRun};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How `airlock serve` is configured.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The policy directory.
+    pub policies: PathBuf,
+    /// A database URL; the data directory's SQLite file when `None`.
+    pub database_url: Option<String>,
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The policy.
+    #[error("policy refused: {0}")]
+    Policy(#[from] PolicyError),
+    /// The TrustRoot.
+    #[error("trust root: {0}")]
+    Trust(String),
+}
+
+impl From<TrustError> for StartError {
+    fn from(e: TrustError) -> Self {
+        StartError::Trust(e.to_string())
+    }
+}
+
+/// What the API serves from.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The workflow engine (store, policy, TrustRoot, keys, clock).
+    pub wf: Workflow,
+    /// The data directory.
+    pub data: DataDir,
+}
+
+/// Opens everything `airlock serve` needs. The second value says what a first run created.
+pub async fn start(config: &Config, clock: Clock) -> Result<(AppState, FirstRun), StartError> {
+    let mut first = FirstRun::default();
+    let data = DataDir::create(&config.data_dir)?;
+    let policy = load_dir(&config.policies)?;
+    let keys = data.controller_keys(&mut first)?;
+    let url = config.database_url.clone().unwrap_or_else(|| data.sqlite_url());
+    let store = Store::open(&url).await?;
+    data.first_users(&store, &policy, clock.now_ms(), &mut first).await?;
+    let trust = trust_root(&data, &store, &policy, &keys, &clock, &mut first).await?;
+    let wf = Workflow::new(store, policy, trust, keys.release, AuditKey::new(keys.audit), clock);
+    Ok((AppState { wf, data }, first))
+}
+
+/// The TrustRoot in force: the stored one if it still says what the policy and the roster say,
+/// otherwise a new version signed by the root keys in the data directory.
+async fn trust_root(
+    data: &DataDir,
+    store: &Store,
+    policy: &Policy,
+    keys: &datadir::ControllerKeys,
+    clock: &Clock,
+    first: &mut FirstRun,
+) -> Result<Trust, StartError> {
+    let users = crate::users::all(store.pool()).await?;
+    let approvers: Vec<Approver> = users
+        .iter()
+        .filter(|u| u.is_approver())
+        .filter_map(|u| {
+            Some(Approver { key: crate::keys::parse_public(u.public_key.as_deref()?)?, roles: device_roles(&u.roles) })
+        })
+        .collect();
+    let release = vec![airlock_proto::sig::public_key(&keys.release)];
+    let stored: Option<(TrustRoot, Vec<u8>)> = std::fs::read(data.trust_root()).ok().and_then(|bytes| {
+        let root = airlock_proto::decode::<SignedTrustRoot<'_>>(&bytes).ok()?.verify_self().ok()?;
+        Some((root, bytes))
+    });
+    let now_s = (clock.now_ms() / 1000).max(0) as u64;
+    if let Some((root, bytes)) = &stored {
+        let current = root.approvers.as_slice() == approvers.as_slice()
+            && root.release_keys.as_slice() == release.as_slice()
+            && root.rules == policy.device_rules
+            && !root.expired(now_s + 30 * 86_400);
+        if current || keys.roots.is_empty() {
+            return Ok(Trust { root: root.clone(), bytes: bytes.clone() });
+        }
+    }
+    let version = stored.as_ref().map_or(1, |(r, _)| r.version + 1);
+    let roster = Roster {
+        version,
+        expires_at: now_s + 365 * 86_400,
+        root_keys: &keys.roots,
+        threshold: 2,
+        release_keys: release,
+        approvers,
+    };
+    let (root, bytes) = issue(policy, &roster)?;
+    datadir::write_private(&data.trust_root(), &bytes)?;
+    first.created.push(format!("trust root v{version}: {}", data.trust_root().display()));
+    Ok(Trust { root, bytes })
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let wf = state.wf.clone();
+    let timers = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = wf.fire_due_timers().await {
+                        tracing::warn!(error = %e, "firing workflow timers failed; retrying");
+                    }
+                }
+                _ = stop_rx.changed() => break,
+            }
+        }
+    });
+    let app = crate::api::router(state);
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = timers.await;
+    served
+}
