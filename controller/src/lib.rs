@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`api`]: the HTTP API.
 //! - [`audit`]: the append-only, hash-chained, signed audit trail.
+//! - [`cli`]: the `airlock` command line: `serve`, and the API client approvers sign with.
 //! - [`cohort`]: a resolved cohort as a sorted set of device ids, its Merkle root and proofs.
 //! - [`keys`]: Ed25519 key files.
 //! - [`metrics`]: approval metrics (JSON and Prometheus).
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod cli;
 pub mod cohort;
 pub mod keys;
 pub mod metrics;

@@ -10,8 +10,10 @@ use crate::manifest::{Action, Manifest, Rollback};
 use crate::Refusal;
 use serde::{Deserialize, Serialize};
 
-/// A risk tier; the order is the order of strictness.
+/// A risk tier; the order is the order of strictness. (On the wire a tier is its variant index;
+/// the snake_case names are for JSON and match [`Tier::name`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Tier {
     /// Runs without a human decision; logged.

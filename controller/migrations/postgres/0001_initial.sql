@@ -73,8 +73,7 @@ CREATE TABLE timers (
     revision      INTEGER NOT NULL,
     level         INTEGER NOT NULL,          -- escalation level it belongs to
     due_at        BIGINT NOT NULL,
-    fired         BOOLEAN NOT NULL,
-    claimed_until BIGINT                     -- a replica working on it; expired claims are retaken
+    fired         BOOLEAN NOT NULL           -- set in the transaction that acts on it: the claim
 );
 CREATE INDEX timers_due ON timers(fired, due_at);
 

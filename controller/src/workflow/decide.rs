@@ -124,10 +124,12 @@ impl Workflow {
             )
             .await?;
             self.sign(&mut tx, &mut p, &revision).await?;
+            super::pause_point("signed").await;
         } else {
             p.updated_at = now;
             repo::update_proposal(&mut tx, &p).await?;
         }
+        super::pause_point("decided").await;
         tx.commit().await?;
         self.view(id).await
     }

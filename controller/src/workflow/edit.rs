@@ -73,6 +73,7 @@ impl Workflow {
         )
         .await?;
         self.route(&mut tx, &mut p, &revision, &resolved.decision, &editor.name).await?;
+        super::pause_point("edited").await;
         tx.commit().await?;
         self.view(id).await
     }

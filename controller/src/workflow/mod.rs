@@ -153,6 +153,18 @@ impl From<sqlx::Error> for WorkflowError {
     }
 }
 
+/// Fault injection for the crash test (`controller/tests/crash.rs`): with `AIRLOCK_PAUSE_AT`
+/// naming a step (`proposed`, `decided`, `signed`, `edited`, `timer`), the controller stops just
+/// before committing that step's transaction and waits to be killed. Unset, it costs one
+/// environment lookup per step.
+pub(crate) async fn pause_point(step: &str) {
+    if std::env::var("AIRLOCK_PAUSE_AT").is_ok_and(|s| s == step) {
+        tracing::warn!(step, "AIRLOCK_PAUSE_AT: paused before commit, waiting to be killed");
+        eprintln!("airlock: paused before committing {step}");
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The time source: the system clock, or a fixed time tests move by hand.
 #[derive(Clone, Debug, Default)]
 pub struct Clock(Option<Arc<AtomicI64>>);

@@ -111,6 +111,7 @@ impl Workflow {
             self.record(&mut tx, &requester.name, "break_glass", Some(p.id), json!({ "reason": reason })).await?;
         }
         self.route(&mut tx, &mut p, &revision, &resolved.decision, &requester.name).await?;
+        super::pause_point("proposed").await;
         tx.commit().await?;
         self.view(p.id).await
     }

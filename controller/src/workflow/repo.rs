@@ -340,40 +340,33 @@ pub(crate) async fn cancel_timers(conn: &mut AnyConnection, id: i64) -> Result<(
     Ok(())
 }
 
-/// Claims up to `limit` due timers for `claim_ms` (another replica retakes them after that).
-/// The claim condition is repeated in the outer WHERE so that, on PostgreSQL, a replica that
-/// waited for another's row lock re-checks it and skips the row.
-pub(crate) async fn claim_due_timers(
+/// The earliest due, unfired timer not in `skip`.
+pub(crate) async fn next_due_timer(
     conn: &mut AnyConnection,
     now: i64,
-    claim_ms: i64,
-    limit: i64,
-) -> Result<Vec<TimerRow>, WorkflowError> {
+    skip: &[i64],
+) -> Result<Option<TimerRow>, WorkflowError> {
     let rows = sqlx::query(
-        "UPDATE timers SET claimed_until = $1 WHERE id IN (SELECT id FROM timers WHERE fired = $2 AND due_at <= $3 \
-         AND (claimed_until IS NULL OR claimed_until < $4) ORDER BY due_at LIMIT $5) \
-         AND fired = $6 AND (claimed_until IS NULL OR claimed_until < $7) \
-         RETURNING id, proposal_id, CAST(revision AS BIGINT) AS revision, CAST(level AS BIGINT) AS level",
+        "SELECT id, proposal_id, CAST(revision AS BIGINT) AS revision, CAST(level AS BIGINT) AS level FROM timers \
+         WHERE fired = $1 AND due_at <= $2 ORDER BY due_at, id LIMIT 20",
     )
-    .bind(now + claim_ms)
-    .bind(false)
-    .bind(now)
-    .bind(now)
-    .bind(limit)
     .bind(false)
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TimerRow {
-                id: r.try_get("id")?,
-                proposal_id: r.try_get("proposal_id")?,
-                revision: r.try_get::<i64, _>("revision")? as u32,
-                level: r.try_get::<i64, _>("level")? as u32,
-            })
-        })
-        .collect()
+    for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        if skip.contains(&id) {
+            continue;
+        }
+        return Ok(Some(TimerRow {
+            id,
+            proposal_id: r.try_get("proposal_id")?,
+            revision: r.try_get::<i64, _>("revision")? as u32,
+            level: r.try_get::<i64, _>("level")? as u32,
+        }));
+    }
+    Ok(None)
 }
 
 /// Marks a timer fired, if it still is pending; false when another replica already fired it.

@@ -6,20 +6,23 @@ use super::{State, Workflow, WorkflowError};
 use crate::policy::NoResponse;
 use serde_json::json;
 
-/// How long a replica holds a claimed timer before another may retake it.
-const CLAIM_MS: i64 = 30_000;
-
 impl Workflow {
     /// Fires every due timer; returns how many changed a proposal.
+    ///
+    /// Each timer is claimed and fired in one transaction: marking it fired is the claim. On
+    /// PostgreSQL a second replica reaching the same row waits for the first one's lock, then
+    /// sees it fired and skips it; a controller killed mid-way rolls back, and the timer fires
+    /// after the restart.
     pub async fn fire_due_timers(&self) -> Result<usize, WorkflowError> {
-        let now = self.clock.now_ms();
-        let mut conn = self.store.pool().acquire().await?;
-        let due = repo::claim_due_timers(&mut conn, now, CLAIM_MS, 100).await?;
-        drop(conn);
         let mut changed = 0;
-        for t in due {
+        let mut skipped = Vec::new();
+        loop {
+            let now = self.clock.now_ms();
             let mut tx = self.store.pool().begin().await?;
+            let Some(t) = repo::next_due_timer(&mut tx, now, &skipped).await? else { break };
             if !repo::fire_timer(&mut tx, t.id).await? {
+                // Another replica fired it meanwhile.
+                skipped.push(t.id);
                 continue;
             }
             let mut p = repo::proposal(&mut tx, t.proposal_id).await?;
@@ -29,6 +32,7 @@ impl Workflow {
                 self.time_out(&mut tx, &mut p).await?;
                 changed += 1;
             }
+            super::pause_point("timer").await;
             tx.commit().await?;
         }
         Ok(changed)
