@@ -669,45 +669,53 @@ fn signed_trust_root_that_decodes_but_carries_a_malformed_body_is_refused() {
     assert_eq!(accept_initial(&sign_root(&r, &INITIAL_SIGNERS), NOW), Err(Refusal::Malformed));
 }
 
+/// Wire code n is `STABLE_NAMES[n - 1]`, forever: reports from old devices must keep meaning
+/// what they meant. A new reason appends a name; nothing here is ever reordered or removed.
+const STABLE_NAMES: [&str; 30] = [
+    "malformed",
+    "unknown_key",
+    "bad_signature",
+    "trust_root_expired",
+    "trust_root_threshold",
+    "trust_root_not_newer",
+    "expired",
+    "replay",
+    "wrong_device",
+    "not_in_cohort",
+    "wrong_hardware",
+    "tier_below_floor",
+    "tier_blocked",
+    "quorum_short",
+    "missing_role",
+    "requester_approved",
+    "duplicate_approver",
+    "unknown_approver",
+    "bad_approval_signature",
+    "rejected_by_approver",
+    "version_downgrade",
+    "security_counter_downgrade",
+    "image_too_large",
+    "digest_mismatch",
+    "break_glass_cap",
+    "decommissioned",
+    "unexpected_chunk",
+    "busy",
+    "nothing_to_revert",
+    "chunk_too_large",
+];
+
 #[test]
 fn refusal_codes_are_stable() {
-    let codes: Vec<(u16, &str)> = [
-        Refusal::Malformed,
-        Refusal::UnknownKey,
-        Refusal::BadSignature,
-        Refusal::TrustRootExpired,
-        Refusal::TrustRootThreshold,
-        Refusal::TrustRootNotNewer,
-        Refusal::Expired,
-        Refusal::Replay,
-        Refusal::WrongDevice,
-        Refusal::NotInCohort,
-        Refusal::WrongHardware,
-        Refusal::TierBelowFloor,
-        Refusal::TierBlocked,
-        Refusal::QuorumShort,
-        Refusal::MissingRole,
-        Refusal::RequesterApproved,
-        Refusal::DuplicateApprover,
-        Refusal::UnknownApprover,
-        Refusal::BadApprovalSignature,
-        Refusal::RejectedByApprover,
-        Refusal::VersionDowngrade,
-        Refusal::SecurityCounterDowngrade,
-        Refusal::ImageTooLarge,
-        Refusal::DigestMismatch,
-        Refusal::BreakGlassCap,
-        Refusal::Decommissioned,
-        Refusal::UnexpectedChunk,
-        Refusal::Busy,
-        Refusal::NothingToRevert,
-    ]
-    .into_iter()
-    .map(|r| (r.code(), r.name()))
-    .collect();
-    let expected: Vec<u16> = (1..=29).collect();
-    assert_eq!(codes.iter().map(|c| c.0).collect::<Vec<_>>(), expected);
-    assert_eq!(codes[9], (10, "not_in_cohort"));
+    assert_eq!(
+        Refusal::ALL.len(),
+        STABLE_NAMES.len(),
+        "a refusal without a pinned code, or a pinned code without a refusal"
+    );
+    for (i, name) in STABLE_NAMES.iter().enumerate() {
+        let code = i as u16 + 1;
+        let r = Refusal::from_code(code).unwrap_or_else(|| panic!("code {code} ({name}) no longer decodes"));
+        assert_eq!((r.code(), r.name()), (code, *name));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

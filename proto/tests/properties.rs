@@ -53,38 +53,6 @@ fn lifetime() -> impl Strategy<Value = (u64, u64)> {
     (0..u64::MAX / 2, 1..u64::MAX / 2).prop_map(|(i, d)| (i, i + d))
 }
 
-const REFUSALS: [Refusal; 29] = [
-    Refusal::Malformed,
-    Refusal::UnknownKey,
-    Refusal::BadSignature,
-    Refusal::TrustRootExpired,
-    Refusal::TrustRootThreshold,
-    Refusal::TrustRootNotNewer,
-    Refusal::Expired,
-    Refusal::Replay,
-    Refusal::WrongDevice,
-    Refusal::NotInCohort,
-    Refusal::WrongHardware,
-    Refusal::TierBelowFloor,
-    Refusal::TierBlocked,
-    Refusal::QuorumShort,
-    Refusal::MissingRole,
-    Refusal::RequesterApproved,
-    Refusal::DuplicateApprover,
-    Refusal::UnknownApprover,
-    Refusal::BadApprovalSignature,
-    Refusal::RejectedByApprover,
-    Refusal::VersionDowngrade,
-    Refusal::SecurityCounterDowngrade,
-    Refusal::ImageTooLarge,
-    Refusal::DigestMismatch,
-    Refusal::BreakGlassCap,
-    Refusal::Decommissioned,
-    Refusal::UnexpectedChunk,
-    Refusal::Busy,
-    Refusal::NothingToRevert,
-];
-
 /// An owned manifest action (the wire type borrows its strings).
 #[derive(Clone, Debug)]
 enum ActionIn {
@@ -291,8 +259,8 @@ fn event() -> impl Strategy<Value = Event> {
             received,
             total
         }),
-        (proptest::option::of(digest()), 0..REFUSALS.len())
-            .prop_map(|(manifest, r)| Event::Refused { manifest, reason: REFUSALS[r] }),
+        (proptest::option::of(digest()), 0..Refusal::ALL.len())
+            .prop_map(|(manifest, r)| Event::Refused { manifest, reason: Refusal::ALL[r] }),
         digest().prop_map(|manifest| Event::Installed { manifest }),
         (digest(), version()).prop_map(|(manifest, version)| Event::Confirmed { manifest, version }),
         (proptest::option::of(digest()), revert_reason())
