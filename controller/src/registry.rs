@@ -28,6 +28,38 @@ pub struct Device {
     pub enrolled_at: i64,
 }
 
+/// What enrolling a device returns: the device, its broker login (the password is shown this
+/// once; only its hash is kept) and the TrustRoot to provision it with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// The device as enrolled.
+    #[serde(flatten)]
+    pub device: Device,
+    /// Its broker login.
+    pub mqtt: BrokerLogin,
+    /// The id was already enrolled: its previous broker password no longer works.
+    pub rotated: bool,
+    /// Version of the TrustRoot below.
+    pub trust_root_version: u32,
+    /// The signed TrustRoot, hex: what the device is provisioned with.
+    pub trust_root_hex: String,
+}
+
+/// A device's broker login.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerLogin {
+    /// Where the device connects (`mqtt://host:port`); `None` when the controller runs without
+    /// MQTT.
+    pub url: Option<String>,
+    /// The broker is the controller's embedded one (the login works at once) rather than an
+    /// external one (add it there: `deploy/mosquitto/README.md`).
+    pub embedded: bool,
+    /// MQTT username and client id: the device id.
+    pub username: String,
+    /// The password, shown once.
+    pub password: String,
+}
+
 /// Which devices a proposal is for. Every filter given must hold; `ids` names devices
 /// explicitly; `share` then takes that share of the matching devices.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -213,6 +245,90 @@ pub async fn upsert(conn: &mut AnyConnection, d: &Device) -> Result<(), StoreErr
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// What enrolling did to an existing record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The id was already enrolled: its broker password was rotated.
+    pub existed: bool,
+    /// It was enrolled with another key: its report counter starts again from 0.
+    pub key_changed: bool,
+}
+
+/// Enrols a device (or updates an enrolled one's attributes) and sets its broker password hash.
+/// A new public key means a new device identity, whose report counter starts again from 0.
+pub async fn enroll(conn: &mut AnyConnection, d: &Device, password_sha256: &str) -> Result<Enrolment, StoreError> {
+    let old: Option<AnyRow> =
+        sqlx::query("SELECT public_key FROM devices WHERE id = $1").bind(&d.id).fetch_optional(&mut *conn).await?;
+    let old_key: Option<String> = old.as_ref().map(|r| r.try_get("public_key")).transpose()?;
+    upsert(conn, d).await?;
+    let key_changed = old_key.as_deref().is_some_and(|k| k != d.public_key);
+    if key_changed {
+        sqlx::query("UPDATE devices SET mqtt_password_sha256 = $1, report_counter = 0 WHERE id = $2")
+            .bind(password_sha256)
+            .bind(&d.id)
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        sqlx::query("UPDATE devices SET mqtt_password_sha256 = $1 WHERE id = $2")
+            .bind(password_sha256)
+            .bind(&d.id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Enrolment { existed: old_key.is_some(), key_changed })
+}
+
+/// The SHA-256 (hex) of a device's broker password; `None` for an unknown device or one that
+/// was never issued a password.
+pub async fn mqtt_password_sha256(pool: &AnyPool, id: &str) -> Result<Option<String>, StoreError> {
+    let row =
+        sqlx::query("SELECT mqtt_password_sha256 FROM devices WHERE id = $1").bind(id).fetch_optional(pool).await?;
+    Ok(row.as_ref().map(|r| r.try_get::<Option<String>, _>("mqtt_password_sha256")).transpose()?.flatten())
+}
+
+/// What a report is checked against: the device's public key (hex) and the highest counter
+/// accepted from it so far. `None` for an unknown device.
+pub async fn report_key(conn: &mut AnyConnection, id: &str) -> Result<Option<(String, i64)>, StoreError> {
+    let row = sqlx::query("SELECT public_key, report_counter FROM devices WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| Ok((r.try_get("public_key")?, r.try_get("report_counter")?))).transpose()
+}
+
+/// What a verified report says about a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen<'a> {
+    /// The device.
+    pub id: &'a str,
+    /// The report counter.
+    pub counter: i64,
+    /// When the controller accepted it, unix ms.
+    pub at_ms: i64,
+    /// A short name of what it reported (`status`, `confirmed`, `refused:replay`, ...).
+    pub event: &'a str,
+    /// The firmware version it now runs, when the report says.
+    pub firmware: Option<String>,
+}
+
+/// Records a verified report if its counter is above the last one accepted from the device.
+/// Returns whether it was: the conditional update is the claim, so a replayed counter, or the
+/// same report handled by another controller replica, is recorded (and forwarded) only once.
+pub async fn record_report(conn: &mut AnyConnection, seen: &Seen<'_>) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE devices SET report_counter = $1, last_seen_at = $2, last_event = $3, \
+         firmware = COALESCE($4, firmware) WHERE id = $5 AND report_counter < $1",
+    )
+    .bind(seen.counter)
+    .bind(seen.at_ms)
+    .bind(seen.event)
+    .bind(seen.firmware.as_deref())
+    .bind(seen.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 #[cfg(test)]

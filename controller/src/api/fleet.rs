@@ -1,9 +1,10 @@
-//! Fleet, roster, policy, audit and metrics routes.
+//! Fleet, roster, policy, audit and metrics routes. Enrolment issues the device's broker login.
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::proposals::body;
-use crate::registry::Device;
+use crate::mqtt::credentials::{self, CONTROLLER_USER};
+use crate::registry::{BrokerLogin, Device, Enrolled};
 use crate::server::AppState;
 use crate::users::User;
 use axum::extract::rejection::JsonRejection;
@@ -25,7 +26,7 @@ pub(super) async fn enroll(
     State(s): State<AppState>,
     caller: Caller,
     d: Result<Json<Device>, JsonRejection>,
-) -> Result<(StatusCode, Json<Device>), AppError> {
+) -> Result<(StatusCode, Json<Enrolled>), AppError> {
     caller.require(&["admin"])?;
     let mut d = body(d)?;
     airlock_proto::check_device_id(&d.id).map_err(|_| {
@@ -37,13 +38,39 @@ pub(super) async fn enroll(
             "public_key: 64 hex digits of an Ed25519 public key",
         ));
     }
+    let controller_user = s.delivery.as_ref().map(|dl| dl.info.controller_user.as_str());
+    if d.id == CONTROLLER_USER || controller_user == Some(d.id.as_str()) {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("device id {:?} is the controller's broker login", d.id),
+        ));
+    }
+    let password = credentials::new_password().map_err(AppError::internal)?;
     d.enrolled_at = s.wf.clock.now_ms();
     let mut tx = s.wf.store.pool().begin().await.map_err(AppError::internal)?;
-    crate::registry::upsert(&mut tx, &d).await?;
-    let entry = serde_json::json!({ "device": d.id, "public_key": d.public_key, "hardware": d.hardware, "environment": d.environment });
+    let done = crate::registry::enroll(&mut tx, &d, &credentials::hash(&password)).await?;
+    let entry = serde_json::json!({
+        "device": d.id, "public_key": d.public_key, "hardware": d.hardware, "environment": d.environment,
+        "broker_password_rotated": done.existed, "key_changed": done.key_changed,
+    });
     s.wf.record(&mut tx, &caller.0.name, "device_enrolled", None, entry).await?;
     tx.commit().await.map_err(AppError::internal)?;
-    Ok((StatusCode::CREATED, Json(d)))
+    let device = crate::registry::get(s.wf.store.pool(), &d.id).await?.unwrap_or(d);
+    let mqtt = BrokerLogin {
+        url: s.delivery.as_ref().map(|dl| dl.info.url.clone()),
+        embedded: s.delivery.as_ref().is_some_and(|dl| dl.info.embedded),
+        username: device.id.clone(),
+        password,
+    };
+    let enrolled = Enrolled {
+        device,
+        mqtt,
+        rotated: done.existed,
+        trust_root_version: s.wf.trust.root.version,
+        trust_root_hex: hex::encode(&s.wf.trust.bytes),
+    };
+    let status = if done.existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(enrolled)))
 }
 
 pub(super) async fn users(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<User>>, AppError> {

@@ -6,14 +6,19 @@
 //! - [`error`]: `AppError`, the one error type of every handler.
 //! - [`auth`]: the `Caller` extractor and role checks.
 //! - `proposals`: propose, list, show, decide, edit, explain, queue.
-//! - `fleet`: devices, users, TrustRoot, policy, tasks, audit, metrics.
+//! - `rollouts`: rollout status per wave, resume, abort.
+//! - `fleet`: devices (enrolment issues broker logins), users, TrustRoot, policy, tasks, audit,
+//!   metrics.
+//! - `artifacts`: firmware image upload (streamed, size-limited) and listing.
 //! - [`openapi`]: the OpenAPI document, built from the same route table as the router.
 
+mod artifacts;
 pub mod auth;
 pub mod error;
 mod fleet;
 pub mod openapi;
 mod proposals;
+mod rollouts;
 
 use crate::server::AppState;
 use axum::routing::{get, post};
@@ -30,9 +35,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/proposals/{id}", get(proposals::show))
         .route("/api/proposals/{id}/decisions", post(proposals::decide))
         .route("/api/proposals/{id}/revisions", post(proposals::edit))
+        .route("/api/proposals/{id}/rollout", get(rollouts::status))
+        .route("/api/proposals/{id}/rollout/resume", post(rollouts::resume))
+        .route("/api/proposals/{id}/rollout/abort", post(rollouts::abort))
         .route("/api/explain", post(proposals::explain))
         .route("/api/queue", get(proposals::queue))
         .route("/api/devices", get(fleet::devices).post(fleet::enroll))
+        .route("/api/artifacts", get(artifacts::list).post(artifacts::upload))
         .route("/api/users", get(fleet::users))
         .route("/api/trust-root", get(fleet::trust_root))
         .route("/api/policy", get(fleet::policy))

@@ -21,6 +21,8 @@ pub struct Route {
 
 const ANY: &[&str] = &["any"];
 const APPROVERS: &[&str] = &["approver", "expert", "security", "break_glass"];
+/// A request body of raw bytes rather than JSON.
+const BINARY: &str = "Binary";
 
 /// Every route the API serves.
 pub const ROUTES: &[Route] = &[
@@ -52,6 +54,27 @@ pub const ROUTES: &[Route] = &[
         body: Some("Spec"),
     },
     Route {
+        method: "get",
+        path: "/api/proposals/{id}/rollout",
+        roles: ANY,
+        summary: "Rollout status per wave",
+        body: None,
+    },
+    Route {
+        method: "post",
+        path: "/api/proposals/{id}/rollout/resume",
+        roles: &["approver", "expert"],
+        summary: "Resume a rollout paused by a breach (never by its requester)",
+        body: Some("Reason"),
+    },
+    Route {
+        method: "post",
+        path: "/api/proposals/{id}/rollout/abort",
+        roles: ANY,
+        summary: "Abort a rollout: revert commands to every device that took it",
+        body: Some("Reason"),
+    },
+    Route {
         method: "post",
         path: "/api/explain",
         roles: ANY,
@@ -66,7 +89,21 @@ pub const ROUTES: &[Route] = &[
         body: None,
     },
     Route { method: "get", path: "/api/devices", roles: ANY, summary: "Enrolled devices", body: None },
-    Route { method: "post", path: "/api/devices", roles: &["admin"], summary: "Enrol a device", body: Some("Device") },
+    Route {
+        method: "post",
+        path: "/api/devices",
+        roles: &["admin"],
+        summary: "Enrol a device: its broker login (password shown once) and the TrustRoot to provision",
+        body: Some("Device"),
+    },
+    Route {
+        method: "post",
+        path: "/api/artifacts",
+        roles: &["admin", "requester"],
+        summary: "Upload a firmware image (raw bytes); stored under its SHA-256",
+        body: Some(BINARY),
+    },
+    Route { method: "get", path: "/api/artifacts", roles: ANY, summary: "Stored firmware images", body: None },
     Route { method: "get", path: "/api/users", roles: &["admin"], summary: "Users (never tokens)", body: None },
     Route { method: "get", path: "/api/trust-root", roles: ANY, summary: "The TrustRoot devices hold", body: None },
     Route { method: "get", path: "/api/policy", roles: ANY, summary: "The policy in force", body: None },
@@ -106,7 +143,11 @@ pub fn build() -> Value {
                 json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
         }
         if let Some(b) = r.body {
-            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{b}") } } } });
+            let media = if b == BINARY { "application/octet-stream" } else { "application/json" };
+            op["requestBody"] = json!({ "required": true, "content": { media: { "schema": { "$ref": format!("#/components/schemas/{b}") } } } });
+        }
+        if r.body == Some(BINARY) {
+            op["responses"]["413"] = json!({ "description": "Larger than the server's limit" });
         }
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method] = op;
@@ -132,7 +173,9 @@ pub fn build() -> Value {
                         "diff_opened": { "type": "boolean" }
                     }
                 },
-                "Device": { "type": "object", "required": ["id", "public_key", "hardware", "region", "environment", "firmware", "tags", "enrolled_at"] }
+                "Reason": { "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } },
+                "Device": { "type": "object", "required": ["id", "public_key", "hardware", "region", "environment", "firmware", "tags", "enrolled_at"] },
+                "Binary": { "type": "string", "contentMediaType": "application/octet-stream" }
             }
         }
     })

@@ -33,7 +33,7 @@ async fn api() -> Api {
     let config = Config {
         data_dir: dir.path().join("data"),
         policies: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
-        database_url: None,
+        ..Config::default()
     };
     let (state, first) = server::start(&config, Clock::fixed(T0)).await.unwrap();
     let tokens = first.users.iter().map(|(u, t)| (u.name.clone(), t.clone())).collect();

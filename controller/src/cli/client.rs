@@ -55,6 +55,12 @@ impl Client {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// `POST path` with raw bytes (`application/octet-stream`).
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value, CliError> {
+        let req = self.http.post(self.url(path)).header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        self.send(req.body(body)).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -152,6 +158,16 @@ pub async fn devices(c: &Client) -> Result<Value, CliError> {
 /// `POST /api/devices`.
 pub async fn enroll(c: &Client, d: &Device) -> Result<Value, CliError> {
     c.post("/api/devices", d).await
+}
+
+/// `POST /api/artifacts`: a firmware image.
+pub async fn upload_artifact(c: &Client, bytes: Vec<u8>) -> Result<Value, CliError> {
+    c.post_bytes("/api/artifacts", bytes).await
+}
+
+/// `GET /api/artifacts`.
+pub async fn artifacts(c: &Client) -> Result<Value, CliError> {
+    c.get("/api/artifacts").await
 }
 
 /// `GET /api/trust-root`.

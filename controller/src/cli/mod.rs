@@ -14,8 +14,8 @@
 //! - [`spec_file`]: reading a proposal spec from TOML or JSON.
 //! - [`manifest`]: local decoding and digest checks of what approvers sign.
 //! - [`render`], [`card`]: output formatting; the approval card.
-//! - `serve`, `proposals`, `decide`, `policy`, `keys`, `devices`, `audit`, `metrics`: the
-//!   command groups.
+//! - `serve`, `proposals`, `decide`, `policy`, `keys`, `devices`, `artifacts`, `audit`,
+//!   `metrics`: the command groups.
 //! - [`error`]: [`CliError`] and exit codes.
 
 pub mod card;
@@ -26,6 +26,7 @@ pub mod render;
 pub mod spec_file;
 pub mod types;
 
+mod artifacts;
 mod audit;
 mod decide;
 mod devices;
@@ -77,9 +78,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the controller: API, workflow timers; a first run creates keys, users and a TrustRoot
+    /// Run the controller: API, workflow timers, MQTT broker; a first run creates keys, users and a TrustRoot
     #[command(
-        after_help = "Examples:\n  airlock serve\n  airlock serve --data /var/lib/airlock --listen 0.0.0.0:7700 --policies /etc/airlock/policies\n  AIRLOCK_DATABASE_URL=postgres://airlock@db/airlock airlock serve\n  RUST_LOG=debug airlock serve"
+        after_help = "Examples:\n  airlock serve\n  airlock serve --data /var/lib/airlock --listen 0.0.0.0:7700 --policies /etc/airlock/policies\n  airlock serve --mqtt-listen 0.0.0.0:1884\n  AIRLOCK_MQTT_URL=mqtt://airlock-controller:PASSWORD@mqtt.example:1883 airlock serve\n  AIRLOCK_DATABASE_URL=postgres://airlock@db/airlock airlock serve\n  RUST_LOG=debug airlock serve\n\nThe embedded broker (default 127.0.0.1:1884) admits enrolled devices with their own password;\n--mqtt-url uses an external broker instead (deploy/mosquitto/ has a Mosquitto configuration)."
     )]
     Serve(serve::ServeArgs),
     /// Submit a proposal from a spec file (TOML or JSON)
@@ -144,9 +145,12 @@ pub enum Command {
     /// Make and show Ed25519 key files; show the controller's TrustRoot
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// List and enrol devices
+    /// List and enrol devices (enrolment issues the device's broker login)
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
+    /// Upload and list firmware images devices download
+    #[command(subcommand)]
+    Artifacts(artifacts::ArtifactsCommand),
     /// Verify and read the hash-chained, signed audit trail
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -230,6 +234,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(c) => policy::run(&ctx, c),
         Command::Keys(c) => keys::run(&ctx, c).await,
         Command::Devices(c) => devices::run(&ctx, c).await,
+        Command::Artifacts(c) => artifacts::run(&ctx, c).await,
         Command::Audit(c) => audit::run(&ctx, c).await,
         Command::Metrics => metrics::run(&ctx).await,
     }
@@ -272,8 +277,21 @@ mod tests {
     fn help_is_the_map_of_every_command() {
         let help = Cli::command().render_help().to_string();
         for cmd in [
-            "serve", "propose", "show", "list", "queue", "approve", "reject", "edit", "explain", "policy", "keys",
-            "devices", "audit", "metrics",
+            "serve",
+            "propose",
+            "show",
+            "list",
+            "queue",
+            "approve",
+            "reject",
+            "edit",
+            "explain",
+            "policy",
+            "keys",
+            "devices",
+            "artifacts",
+            "audit",
+            "metrics",
         ] {
             assert!(help.lines().any(|l| l.trim_start().starts_with(cmd)), "{cmd} missing from\n{help}");
         }

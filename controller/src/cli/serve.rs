@@ -1,7 +1,9 @@
 //! `airlock serve`: open the data directory (a first run creates keys, users and a TrustRoot,
-//! and this prints them once), bind, serve until Ctrl-C or SIGTERM, then drain.
+//! and this prints them once), start the embedded MQTT broker (or connect to `--mqtt-url`),
+//! bind, serve until Ctrl-C or SIGTERM, then drain.
 
 use super::{out, CliError};
+use crate::mqtt::{BrokerConfig, MqttConfig};
 use crate::server::datadir::FirstRun;
 use crate::server::{self, Config};
 use crate::workflow::Clock;
@@ -25,15 +27,35 @@ pub struct ServeArgs {
     /// Policy directory (every *.toml in it).
     #[arg(long, default_value = "./policies", value_name = "DIR")]
     pub policies: PathBuf,
+    /// Address of the embedded MQTT broker devices connect to (port 0: any free port).
+    #[arg(long, env = "AIRLOCK_MQTT_LISTEN", default_value = crate::mqtt::DEFAULT_LISTEN, value_name = "ADDR")]
+    pub mqtt_listen: SocketAddr,
+    /// Use this MQTT broker instead of the embedded one: mqtt://[user[:password]@]host[:port]
+    /// (Mosquitto: deploy/mosquitto/).
+    #[arg(long, env = "AIRLOCK_MQTT_URL", hide_env_values = true, value_name = "URL", conflicts_with = "mqtt_listen")]
+    pub mqtt_url: Option<String>,
+    /// The controller's MQTT client id on an external broker (one per replica).
+    #[arg(long, default_value = crate::mqtt::credentials::CONTROLLER_USER, value_name = "ID")]
+    pub mqtt_client_id: String,
+    /// Largest firmware image accepted by `airlock artifacts upload`, in bytes.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ARTIFACT, value_name = "BYTES")]
+    pub max_artifact_size: u64,
 }
 
 /// Runs the controller until Ctrl-C or SIGTERM.
 pub async fn run(args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
+    let broker = match &args.mqtt_url {
+        Some(url) => BrokerConfig::External { url: url.clone() },
+        None => BrokerConfig::Embedded { listen: args.mqtt_listen },
+    };
+    let mqtt = MqttConfig { broker, client_id: args.mqtt_client_id.clone(), persistent_session: true };
     let config = Config {
         data_dir: args.data.clone(),
         policies: args.policies.clone(),
         database_url: args.database_url.clone(),
+        mqtt: Some(mqtt),
+        max_artifact_bytes: args.max_artifact_size,
     };
     let (state, first) = server::start(&config, Clock::system()).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -41,6 +63,10 @@ pub async fn run(args: &ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::io(format!("cannot listen on {}", args.listen), e))?;
     let addr = listener.local_addr().map_err(|e| CliError::io("reading the bound address", e))?;
     out(&first_run_text(&first, &args.data, addr))?;
+    if let Some(d) = &state.delivery {
+        let kind = if d.info.embedded { "embedded broker" } else { "external broker" };
+        out(&format!("mqtt: {kind} at {} (devices log in with the password from 'devices enroll')\n", d.info.url))?;
+    }
     out(&format!("listening on http://{addr}\n"))?;
     tracing::info!(%addr, data = %args.data.display(), "airlock controller serving");
     server::run(listener, state, shutdown()).await.map_err(|e| CliError::io("serving", e))?;
@@ -48,10 +74,11 @@ pub async fn run(args: &ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`, with the embedded broker's
+/// per-connection lines left out: `RUST_LOG=info,rumqttd=info` shows them).
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn"));
     // A second initialisation (tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

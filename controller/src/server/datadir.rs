@@ -9,6 +9,7 @@
 //!   keys/users/NAME.key   first-run users' approver keys (hand each to its owner)
 //!   tokens.txt            first-run users' bearer tokens (mode 0600)
 //!   trust-root.bin        the signed TrustRoot devices are enrolled with
+//!   artifacts/<sha256>    uploaded firmware images, named by their digest
 //! ```
 
 use crate::keys::{self, KeyError};
@@ -89,6 +90,11 @@ impl DataDir {
     /// `trust-root.bin`.
     pub fn trust_root(&self) -> PathBuf {
         self.root.join("trust-root.bin")
+    }
+
+    /// `artifacts/`.
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts")
     }
 
     /// Loads or creates the controller's keys.

@@ -1,16 +1,19 @@
 //! `airlock serve`: start-up and the serving loop.
 //!
 //! [`start`] opens the data directory (creating keys, users and a TrustRoot on a first run),
-//! the database and the policy; [`run`] serves the API on a listener it is given until the
-//! shutdown future resolves, firing due workflow timers meanwhile. Tests run it on ephemeral
-//! ports.
+//! the database, the policy and the artifact store, and starts delivery (the embedded MQTT
+//! broker or a connection to an external one, see [`crate::mqtt`]); [`run`] serves the API on a
+//! listener it is given until the shutdown future resolves, firing due workflow timers
+//! meanwhile, then disconnects from the broker. Tests run both on ephemeral ports.
 //!
 //! # Layout
 //! - [`datadir`]: the data directory and the first run.
 
 pub mod datadir;
 
+use crate::artifacts::{ArtifactError, ArtifactStore};
 use crate::audit::AuditKey;
+use crate::mqtt::{Delivery, MqttConfig, MqttError};
 use crate::policy::{load_dir, Policy, PolicyError};
 use crate::store::{Store, StoreError};
 use crate::trust::{device_roles, issue, Roster, TrustError};
@@ -19,9 +22,14 @@ use airlock_proto::{Approver, SignedTrustRoot, TrustRoot};
 use datadir::{DataDir, DataDirError, FirstRun};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// How `airlock serve` is configured.
+/// The default largest artifact upload: 64 MiB.
+pub const DEFAULT_MAX_ARTIFACT: u64 = 64 * 1024 * 1024;
+
+/// How `airlock serve` is configured. `Config::default()` has no MQTT at all (tests of the API
+/// alone); `airlock serve` always has one.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The data directory.
@@ -30,6 +38,22 @@ pub struct Config {
     pub policies: PathBuf,
     /// A database URL; the data directory's SQLite file when `None`.
     pub database_url: Option<String>,
+    /// The broker: embedded or external; `None`: no delivery over MQTT.
+    pub mqtt: Option<MqttConfig>,
+    /// The largest artifact upload accepted, in bytes.
+    pub max_artifact_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./airlock-data"),
+            policies: PathBuf::from("./policies"),
+            database_url: None,
+            mqtt: None,
+            max_artifact_bytes: DEFAULT_MAX_ARTIFACT,
+        }
+    }
 }
 
 /// Why the server cannot start.
@@ -47,6 +71,12 @@ pub enum StartError {
     /// The TrustRoot.
     #[error("trust root: {0}")]
     Trust(String),
+    /// The artifact directory.
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactError),
+    /// The broker.
+    #[error(transparent)]
+    Mqtt(#[from] MqttError),
 }
 
 impl From<TrustError> for StartError {
@@ -62,6 +92,13 @@ pub struct AppState {
     pub wf: Workflow,
     /// The data directory.
     pub data: DataDir,
+    /// Firmware images devices download.
+    pub artifacts: ArtifactStore,
+    /// MQTT delivery: `delivery.bus` is the rollout engine's `Transport`,
+    /// `delivery.take_reports()` its verified device reports. `None` without MQTT.
+    pub delivery: Option<Arc<Delivery>>,
+    /// The rollout engine, delivering over `delivery`'s bus. `None` without MQTT.
+    pub rollouts: Option<Arc<crate::rollout::Engine<crate::mqtt::bus::Bus>>>,
 }
 
 /// Opens everything `airlock serve` needs. The second value says what a first run created.
@@ -74,8 +111,14 @@ pub async fn start(config: &Config, clock: Clock) -> Result<(AppState, FirstRun)
     let store = Store::open(&url).await?;
     data.first_users(&store, &policy, clock.now_ms(), &mut first).await?;
     let trust = trust_root(&data, &store, &policy, &keys, &clock, &mut first).await?;
+    let artifacts = ArtifactStore::open(&data.artifacts(), config.max_artifact_bytes)?;
+    let delivery = match &config.mqtt {
+        Some(mqtt) => Some(Arc::new(Delivery::start(mqtt, &store, &artifacts, clock.clone()).await?)),
+        None => None,
+    };
     let wf = Workflow::new(store, policy, trust, keys.release, AuditKey::new(keys.audit), clock);
-    Ok((AppState { wf, data }, first))
+    let rollouts = delivery.as_ref().map(|d| Arc::new(crate::rollout::Engine::new(wf.clone(), d.bus.clone())));
+    Ok((AppState { wf, data, artifacts, delivery, rollouts }, first))
 }
 
 /// The TrustRoot in force: the stored one if it still says what the policy and the roster say,
@@ -126,7 +169,8 @@ async fn trust_root(
     Ok(Trust { root, bytes })
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests and
+/// disconnects from the broker (stopping the embedded one).
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -134,6 +178,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let wf = state.wf.clone();
+    let delivery = state.delivery.clone();
     let timers = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -147,9 +192,47 @@ pub async fn run(
             }
         }
     });
+    let engine = state.rollouts.clone().zip(delivery.as_ref().and_then(|d| d.take_reports()));
+    let rollouts = engine.map(|(engine, reports)| tokio::spawn(drive_rollouts(engine, reports, stop_tx.subscribe())));
     let app = crate::api::router(state);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
     let _ = timers.await;
+    if let Some(r) = rollouts {
+        let _ = r.await;
+    }
+    if let Some(d) = delivery {
+        d.shutdown().await;
+    }
     served
+}
+
+/// The rollout loop: once a second, start rollouts for newly signed proposals and advance every
+/// rollout (sends within the rate limit, device timeouts, wave decisions); in between, apply each
+/// verified device report as it arrives. Errors are logged and retried on the next tick: every
+/// decision is its own transaction, so nothing is half-done.
+async fn drive_rollouts(
+    engine: Arc<crate::rollout::Engine<crate::mqtt::bus::Bus>>,
+    mut reports: tokio::sync::mpsc::Receiver<crate::rollout::transport::DeviceReport>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = engine.start_signed().await {
+                    tracing::warn!(error = %e, "starting rollouts failed; retrying");
+                }
+                if let Err(e) = engine.tick().await {
+                    tracing::warn!(error = %e, "advancing rollouts failed; retrying");
+                }
+            }
+            Some(r) = reports.recv() => {
+                if let Err(e) = engine.on_report(r).await {
+                    tracing::warn!(error = %e, "applying a device report failed");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
 }

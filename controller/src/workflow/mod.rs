@@ -9,6 +9,7 @@
 //!                          │   │                                     (release key)
 //!                          │   └─ reject ─▶ rejected
 //!                          └─ timeout ─▶ escalate (next pool) ... ─▶ expired
+//! signed ─▶ rolling_out (waves) ─▶ completed | paused (breach: ask) | aborted (breach: revert)
 //! edit (awaiting/blocked) ─▶ new revision, re-tiered; a material change voids approvals
 //! ```
 //!
@@ -56,6 +57,14 @@ pub enum State {
     Rejected,
     /// Nobody decided in time.
     Expired,
+    /// Signed and being delivered in waves.
+    RollingOut,
+    /// Every wave went through.
+    Completed,
+    /// A wave breached its thresholds and the plan says pause: waiting for approval to continue.
+    Paused,
+    /// Stopped for good by a breach or an operator; devices that took it were told to revert.
+    Aborted,
 }
 
 impl State {
@@ -68,14 +77,29 @@ impl State {
             State::Signed => "signed",
             State::Rejected => "rejected",
             State::Expired => "expired",
+            State::RollingOut => "rolling_out",
+            State::Completed => "completed",
+            State::Paused => "paused",
+            State::Aborted => "aborted",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<State> {
-        [State::AwaitingApproval, State::Blocked, State::Approved, State::Signed, State::Rejected, State::Expired]
-            .into_iter()
-            .find(|st| st.name() == s)
+        [
+            State::AwaitingApproval,
+            State::Blocked,
+            State::Approved,
+            State::Signed,
+            State::Rejected,
+            State::Expired,
+            State::RollingOut,
+            State::Completed,
+            State::Paused,
+            State::Aborted,
+        ]
+        .into_iter()
+        .find(|st| st.name() == s)
     }
 }
 
@@ -241,6 +265,11 @@ impl Workflow {
     /// The release public key.
     pub fn release_key(&self) -> airlock_proto::PublicKey {
         airlock_proto::sig::public_key(&self.release)
+    }
+
+    /// The release signing key, for the rollout engine's signed commands (revert on abort).
+    pub(crate) fn release_signing_key(&self) -> &SigningKey {
+        &self.release
     }
 
     /// The audit public key.

@@ -254,11 +254,15 @@ impl Workflow {
             let prev = repo::revision(conn, p.id, p.revision - 1).await?;
             return Ok(parse_spec(&prev.spec).map(|s| (format!("revision {}", p.revision - 1), s)));
         }
-        let signed = repo::proposals(conn, Some(State::Signed), 50).await?;
-        for q in signed.iter().filter(|q| q.kind == p.kind && q.id != p.id) {
+        let mut released = Vec::new();
+        for state in [State::Completed, State::RollingOut, State::Paused, State::Signed] {
+            released.extend(repo::proposals(conn, Some(state), 50).await?);
+        }
+        released.sort_by_key(|q| std::cmp::Reverse(q.id));
+        for q in released.iter().filter(|q| q.kind == p.kind && q.id != p.id) {
             let r = repo::revision(conn, q.id, q.revision).await?;
             if let Some(s) = parse_spec(&r.spec) {
-                return Ok(Some((format!("proposal {} (last signed config push)", q.id), s)));
+                return Ok(Some((format!("proposal {} (last released config push)", q.id), s)));
             }
         }
         Ok(None)

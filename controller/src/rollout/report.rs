@@ -1,0 +1,129 @@
+//! Device reports: each event about a rollout's manifest moves that device's row, once, in
+//! counter order. Nothing is audited per device (the wave transitions are, with counts).
+
+use super::material::event_digest;
+use super::repo;
+use super::{DeviceReport, DeviceState, Engine, RolloutError, RolloutState, Transport};
+use airlock_proto::Event;
+
+impl<T: Transport> Engine<T> {
+    /// Applies one verified device report.
+    ///
+    /// Ignored, without error: events that name no manifest (status, refusals of commands),
+    /// manifests of no rollout, devices outside the rollout, and stale reports (a counter not
+    /// above the last applied for this device). A report for an aborted rollout that shows the
+    /// device running the change (installed, confirmed) gets it a revert command at once.
+    pub async fn on_report(&self, report: DeviceReport) -> Result<(), RolloutError> {
+        let Some(digest) = event_digest(&report.event) else { return Ok(()) };
+        let Ok(counter) = i64::try_from(report.counter) else {
+            tracing::warn!(device = report.device, counter = report.counter, "report counter out of range; ignored");
+            return Ok(());
+        };
+        let now = self.wf.clock.now_ms();
+        let mut tx = self.wf.store.pool().begin().await?;
+        let Some(rollout) = repo::rollout_by_digest(&mut tx, &hex::encode(digest.0)).await? else {
+            tx.rollback().await?;
+            return Ok(());
+        };
+        let id = rollout.proposal_id;
+        let Some(row) = repo::device(&mut tx, id, &report.device).await? else {
+            tracing::debug!(proposal = id, device = report.device, "report from a device outside the rollout; ignored");
+            tx.rollback().await?;
+            return Ok(());
+        };
+        if row.last_counter.is_some_and(|last| counter <= last) {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let (state, detail) = match transition(row.state, &report.event) {
+            Some((state, detail)) => (state, detail.map(str::to_string)),
+            // A sign of life only: the state and its detail stay.
+            None => (row.state, row.detail.clone()),
+        };
+        let applied =
+            repo::apply_report(&mut tx, id, &report.device, row.state, state, detail.as_deref(), counter, now).await?;
+        if !applied {
+            // A newer report for this device won the race; this one is stale.
+            tx.rollback().await?;
+            return Ok(());
+        }
+        tx.commit().await?;
+        let runs_change = matches!(state, DeviceState::Installed | DeviceState::Confirmed) && state != row.state;
+        if rollout.state == RolloutState::Aborted && runs_change {
+            let m = {
+                let mut conn = self.wf.store.pool().acquire().await?;
+                self.material(&mut conn, id, rollout.revision).await?
+            };
+            self.revert_owed(id, &m).await?;
+        }
+        Ok(())
+    }
+}
+
+/// How far along a device is; a report moves it forward only. Refusals and timeouts sit just
+/// after sending, so any later sign of progress supersedes them (the record follows the device).
+fn rank(s: DeviceState) -> u8 {
+    match s {
+        DeviceState::Pending => 0,
+        DeviceState::Sent | DeviceState::Failed | DeviceState::Refused => 1,
+        DeviceState::Accepted => 2,
+        DeviceState::Installed => 3,
+        DeviceState::Confirmed => 4,
+        DeviceState::Reverted => 5,
+    }
+}
+
+/// The state (and detail) `event` moves a device in state `from` to, or `None` when it changes
+/// nothing but shows the device is alive (progress, a report older in the life of the update
+/// than the state already known, a refusal echoing a repeated delivery after acceptance).
+fn transition(from: DeviceState, event: &Event) -> Option<(DeviceState, Option<&'static str>)> {
+    let (to, detail) = match *event {
+        Event::Accepted { .. } => (DeviceState::Accepted, None),
+        Event::Installed { .. } | Event::ConfigApplied { .. } => (DeviceState::Installed, None),
+        Event::Confirmed { .. } | Event::ConfigConfirmed { .. } | Event::Decommissioned { .. } => {
+            (DeviceState::Confirmed, None)
+        }
+        Event::Reverted { reason, .. } | Event::ConfigReverted { reason, .. } => {
+            (DeviceState::Reverted, Some(reason.name()))
+        }
+        Event::Refused { reason, .. } => {
+            // Once a device accepted this manifest, a refusal of it can only answer a repeated
+            // delivery (the broker delivers at least once): the device already has it.
+            return (rank(from) <= 1).then_some((DeviceState::Refused, Some(reason.name())));
+        }
+        Event::Progress { .. } | Event::Status(_) => return None,
+    };
+    (rank(to) > rank(from)).then_some((to, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_proto::{Digest, Refusal, RevertReason, Version};
+
+    const M: Digest = Digest::ZERO;
+
+    #[test]
+    fn reports_move_a_device_forward_only() {
+        let confirmed = Event::Confirmed { manifest: M, version: Version::new(2, 4, 1) };
+        assert_eq!(
+            transition(DeviceState::Sent, &Event::Accepted { manifest: M }),
+            Some((DeviceState::Accepted, None))
+        );
+        assert_eq!(transition(DeviceState::Installed, &confirmed), Some((DeviceState::Confirmed, None)));
+        assert_eq!(transition(DeviceState::Confirmed, &Event::Accepted { manifest: M }), None);
+        // A late report supersedes a timeout.
+        assert_eq!(transition(DeviceState::Failed, &confirmed), Some((DeviceState::Confirmed, None)));
+        let reverted = Event::Reverted { manifest: Some(M), reason: RevertReason::Command };
+        assert_eq!(transition(DeviceState::Confirmed, &reverted), Some((DeviceState::Reverted, Some("command"))));
+        assert_eq!(transition(DeviceState::Reverted, &confirmed), None);
+    }
+
+    #[test]
+    fn a_refusal_counts_before_acceptance_and_is_an_echo_after_it() {
+        let replay = Event::Refused { manifest: Some(M), reason: Refusal::Replay };
+        assert_eq!(transition(DeviceState::Sent, &replay), Some((DeviceState::Refused, Some("replay"))));
+        assert_eq!(transition(DeviceState::Confirmed, &replay), None);
+        assert_eq!(transition(DeviceState::Installed, &replay), None);
+    }
+}
