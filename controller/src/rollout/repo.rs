@@ -371,6 +371,32 @@ pub(crate) async fn apply_report(
     Ok(r.rows_affected() == 1)
 }
 
+/// The active rollouts (rolling out or paused) in which `device` was sent the manifest but is
+/// not known to run it yet: `(proposal, revision, device state)`.
+pub(crate) async fn unconfirmed(
+    conn: &mut AnyConnection,
+    device: &str,
+) -> Result<Vec<(i64, u32, DeviceState)>, RolloutError> {
+    let rows = sqlx::query(
+        "SELECT d.proposal_id, CAST(r.revision AS BIGINT) AS revision, d.state FROM rollout_devices d \
+         JOIN rollouts r ON r.proposal_id = d.proposal_id WHERE d.device_id = $1 \
+         AND d.state IN ('sent', 'accepted', 'installed', 'failed') AND r.state IN ('rolling_out', 'paused')",
+    )
+    .bind(device)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok((
+                r.try_get("proposal_id")?,
+                r.try_get::<i64, _>("revision")? as u32,
+                DeviceState::parse(&state).ok_or_else(|| corrupt("rollout_devices", format!("state {state:?}")))?,
+            ))
+        })
+        .collect()
+}
+
 /// Devices that run the aborted change and have no revert command yet.
 pub(crate) async fn owed_revert(conn: &mut AnyConnection, id: i64) -> Result<Vec<String>, RolloutError> {
     let rows = sqlx::query(

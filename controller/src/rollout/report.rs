@@ -4,7 +4,7 @@
 use super::material::event_digest;
 use super::repo;
 use super::{DeviceReport, DeviceState, Engine, RolloutError, RolloutState, Transport};
-use airlock_proto::Event;
+use airlock_proto::{Action, Event, Manifest, Status};
 
 impl<T: Transport> Engine<T> {
     /// Applies one verified device report.
@@ -14,6 +14,9 @@ impl<T: Transport> Engine<T> {
     /// above the last applied for this device). A report for an aborted rollout that shows the
     /// device running the change (installed, confirmed) gets it a revert command at once.
     pub async fn on_report(&self, report: DeviceReport) -> Result<(), RolloutError> {
+        if let Event::Status(status) = &report.event {
+            return self.on_status(&report.device, status, report.counter).await;
+        }
         let Some(digest) = event_digest(&report.event) else { return Ok(()) };
         let Ok(counter) = i64::try_from(report.counter) else {
             tracing::warn!(device = report.device, counter = report.counter, "report counter out of range; ignored");
@@ -55,6 +58,50 @@ impl<T: Transport> Engine<T> {
                 self.material(&mut conn, id, rollout.revision).await?
             };
             self.revert_owed(id, &m).await?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Transport> Engine<T> {
+    /// A signed status report can prove what a lost report would have said. A controller can lose
+    /// a device's last report (an embedded broker's sessions die with the controller); when the
+    /// device reconnects it reports its status, and a device that runs the rollout's target
+    /// (firmware version, or config version), is not in a test boot, and has accepted a sequence
+    /// at or past the manifest's, has confirmed it. Anything less proves nothing and changes
+    /// nothing.
+    async fn on_status(&self, device: &str, status: &Status, counter: u64) -> Result<(), RolloutError> {
+        let Ok(counter) = i64::try_from(counter) else { return Ok(()) };
+        if status.testing {
+            return Ok(());
+        }
+        let candidates = {
+            let mut conn = self.wf.store.pool().acquire().await?;
+            repo::unconfirmed(&mut conn, device).await?
+        };
+        for (id, revision, from) in candidates {
+            let m = {
+                let mut conn = self.wf.store.pool().acquire().await?;
+                self.material(&mut conn, id, revision).await?
+            };
+            let Ok(manifest) = airlock_proto::decode::<Manifest<'_>>(&m.manifest.body) else { continue };
+            let runs = status.sequence >= manifest.sequence
+                && match manifest.action {
+                    Action::Firmware(f) => status.firmware == f.version,
+                    Action::Config(c) => status.config == c.version,
+                    Action::Decommission => false,
+                };
+            if !runs {
+                continue;
+            }
+            let now = self.wf.clock.now_ms();
+            let mut tx = self.wf.store.pool().begin().await?;
+            let detail = Some("confirmed by status report");
+            if repo::apply_report(&mut tx, id, device, from, DeviceState::Confirmed, detail, counter, now).await? {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
         }
         Ok(())
     }

@@ -422,3 +422,39 @@ both!(a_config_push_rolls_out_and_an_abort_sends_config_reverts, |w: World| asyn
     assert_eq!(commands.len(), 20);
     assert!(commands.iter().all(|c| c.2 == CommandAction::RevertConfig), "{commands:?}");
 });
+
+both!(a_lost_confirmation_is_recovered_from_the_devices_status_report, |w: World| async move {
+    // A controller that lost a device's last report (an embedded broker's sessions die with it)
+    // learns from the status the device reports when it reconnects.
+    let id = w.signed(plan()).await;
+    let engine = w.engine();
+    engine.start_signed().await.unwrap();
+    engine.tick().await.unwrap();
+    let canary = World::wave_members(&SHARES, 0)[0].clone();
+    for r in w.fake.take_reports() {
+        let lost = r.device == canary && matches!(r.event, Event::Confirmed { .. });
+        if !lost {
+            engine.on_report(r).await.unwrap();
+        }
+    }
+    let s = engine.status(id).await.unwrap();
+    assert_eq!(s.waves[0].counts.confirmed, 1, "the canary's confirmation was lost");
+    let status = {
+        let mut fleet = w.fake.fleet();
+        fleet.devices.get_mut(&canary).unwrap().agent().status()
+    };
+    // A status that does not show the target version proves nothing.
+    let stale = airlock_proto::Status { firmware: airlock_proto::Version::new(1, 0, 0), ..status };
+    let report =
+        |counter, status| DeviceReport { device: canary.clone(), counter, at: 0, event: Event::Status(status) };
+    engine.on_report(report(u64::MAX >> 3, stale)).await.unwrap();
+    assert_eq!(engine.status(id).await.unwrap().waves[0].counts.confirmed, 1);
+    // Nor does a device still in its test boot.
+    engine.on_report(report((u64::MAX >> 3) + 1, airlock_proto::Status { testing: true, ..status })).await.unwrap();
+    assert_eq!(engine.status(id).await.unwrap().waves[0].counts.confirmed, 1);
+    // The device's real status: it runs the target version, past the manifest's sequence.
+    engine.on_report(report(u64::MAX >> 2, status)).await.unwrap();
+    assert_eq!(engine.status(id).await.unwrap().waves[0].counts.confirmed, 2);
+    let done = w.run(&engine, id, 200).await;
+    assert_eq!(done.state, RolloutState::Completed);
+});
