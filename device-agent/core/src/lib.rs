@@ -16,7 +16,9 @@
 //!   leaves either the old or the new record, and the device boots an approved image.
 //!
 //! # Layout
-//! - [`agent`]: the state machine ([`Agent`], [`Input`], [`Output`], [`provision`]).
+//! - [`agent`]: the state machine ([`Agent`], [`Input`], [`Output`]); `agent::commands` holds
+//!   signed commands and TrustRoot rotation.
+//! - [`provision`]: first-time setup at the factory.
 //! - `checks`: every check a delivery must pass, as one pure function.
 //! - [`state`]: the persisted state record and the device identity.
 //! - [`layout`]: where each region lives in flash.
@@ -35,12 +37,14 @@ mod flash_io;
 pub mod layout;
 #[cfg(any(test, feature = "mem-flash"))]
 pub mod mem_flash;
+pub mod provision;
 mod record;
 pub mod state;
 
-pub use agent::{provision, Agent, Factory, Input, Output, Outputs, Settings};
+pub use agent::{Agent, Input, Output, Outputs, Settings};
 pub use error::Error;
 pub use layout::Layout;
+pub use provision::{provision, Factory};
 pub use state::{Identity, ImageMeta, State};
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use airlock_proto::{
 };
 use embedded_storage::nor_flash::NorFlash;
 use serde::{Deserialize, Serialize};
+
+mod commands;
 use sha2::{Digest as _, Sha256};
 
 /// Tuning that is the integrator's choice, not the wire's.
@@ -598,104 +600,6 @@ impl<F: NorFlash> Agent<F> {
         Ok(())
     }
 
-    // ---- commands and rotation -------------------------------------------------------------
-
-    #[inline(never)]
-    fn command(&mut self, now: u64, bytes: &[u8]) -> Result<Outputs, Error> {
-        let signed: Signed<'_> = decode_signed(bytes, MAX_COMMAND)?;
-        let release_keys = self.trust_root()?.release_keys;
-        let body = signed.verify_by(Domain::Command, &release_keys)?;
-        let cmd: Command<'_> = decode(body)?;
-        let identity = self.identity.as_ref().ok_or(Refusal::Decommissioned)?;
-        if cmd.device != identity.device_id.as_str() {
-            return Err(Refusal::WrongDevice.into());
-        }
-        if now >= cmd.expires_at {
-            return Err(Refusal::Expired.into());
-        }
-        if cmd.sequence <= self.state.last_command {
-            return Err(Refusal::Replay.into());
-        }
-        let mut out = Outputs::new();
-        match cmd.action {
-            CommandAction::Pause => self.paused = true,
-            CommandAction::Resume => {
-                self.paused = false;
-                if let Some(d) = self.download.as_mut() {
-                    let from = d.writer.position();
-                    let window = u32::from(self.settings.window.max(1)) * d.chunk;
-                    d.last_activity = now;
-                    push(&mut out, Output::RequestChunks(request(d, from, window)));
-                }
-            }
-            CommandAction::Status => push(&mut out, Output::Report(Event::Status(self.status()))),
-            CommandAction::Revert => {
-                if self.running.is_some_and(|r| r.testing) {
-                    self.revert_trial_image(RevertReason::Command, &mut out)?;
-                } else {
-                    self.revert_confirmed_image(&mut out)?;
-                }
-            }
-            CommandAction::RevertConfig => {
-                if self.state.config_trial.is_some() {
-                    self.revert_trial_config(RevertReason::Command, &mut out)?;
-                } else {
-                    self.revert_confirmed_config(&mut out)?;
-                }
-            }
-        }
-        self.state.last_command = cmd.sequence;
-        self.persist()?;
-        Ok(out)
-    }
-
-    /// Back to the image in the other slot, if it is an approved image the device may still run.
-    fn revert_confirmed_image(&mut self, out: &mut Outputs) -> Result<(), Error> {
-        let other = 1 - self.state.active;
-        let Some(image) = self.state.slots[usize::from(other)] else {
-            return Err(Refusal::NothingToRevert.into());
-        };
-        if self.download.is_some() {
-            return Err(Refusal::Busy.into());
-        }
-        if image.security_counter < self.state.min_security_counter {
-            return Err(Refusal::SecurityCounterDowngrade.into());
-        }
-        // The image reverted from is dropped: it never boots again, not even as a fallback.
-        let manifest = self.drop_slot(self.state.active);
-        self.state.active = other;
-        push(out, Output::Report(Event::Reverted { manifest, reason: RevertReason::Command }));
-        push(out, Output::Reboot { slot: other });
-        Ok(())
-    }
-
-    fn revert_confirmed_config(&mut self, out: &mut Outputs) -> Result<(), Error> {
-        let Some(previous) = self.state.config_previous else {
-            return Err(Refusal::NothingToRevert.into());
-        };
-        let manifest = self.state.config_active.and_then(|s| self.state.configs[usize::from(s)]).map(|c| c.manifest);
-        if let Some(active) = self.state.config_active {
-            self.state.configs[usize::from(active)] = None;
-        }
-        self.state.config_active = Some(previous);
-        self.state.config_previous = None;
-        push(out, Output::Report(Event::ConfigReverted { manifest, reason: RevertReason::Command }));
-        push(out, Output::ApplyConfig { slot: previous, testing: false });
-        Ok(())
-    }
-
-    #[inline(never)]
-    fn rotate(&mut self, now: u64, bytes: &[u8]) -> Result<Outputs, Error> {
-        let signed: SignedTrustRoot<'_> = decode(bytes)?;
-        let current = self.trust_root()?;
-        let next = signed.verify_rotation(&current, now)?;
-        self.trust_records.store(&mut self.flash, bytes)?;
-        self.trust_version = next.version;
-        let mut out = Outputs::new();
-        push(&mut out, Output::Report(Event::Status(self.status())));
-        Ok(out)
-    }
-
     // ---- persistence -----------------------------------------------------------------------
 
     fn persist(&mut self) -> Result<(), Error> {
@@ -717,52 +621,4 @@ fn request(d: &mut Download, from: u32, len: u32) -> ChunkRequest {
 /// drops the overflow rather than panicking.
 fn push(out: &mut Outputs, o: Output) {
     let _ = out.push(o);
-}
-
-/// First-time setup of a device, as the factory does it.
-#[derive(Clone, Copy, Debug)]
-pub struct Factory {
-    /// Version of the image already programmed into slot A.
-    pub version: airlock_proto::Version,
-    /// Its security counter.
-    pub security_counter: u32,
-    /// Its size in bytes.
-    pub size: u32,
-}
-
-/// Provisions a device: wipes every record region, verifies the self-signed TrustRoot, hashes
-/// the factory image in slot A, and writes identity, TrustRoot and the initial state.
-pub fn provision<F: NorFlash>(
-    flash: &mut F,
-    layout: &Layout,
-    identity: &Identity,
-    trust_root: &[u8],
-    factory: Factory,
-    now: u64,
-) -> Result<(), Error> {
-    layout.check(flash)?;
-    airlock_proto::check_device_id(identity.device_id.as_str())?;
-    let signed: SignedTrustRoot<'_> = decode(trust_root)?;
-    signed.verify_initial(now)?;
-    if factory.size == 0 || factory.size > layout.slot_size {
-        return Err(Refusal::ImageTooLarge.into());
-    }
-    let digest = hash_region(flash, layout.slots[0], factory.size)?;
-    let image = ImageMeta {
-        manifest: Digest::ZERO,
-        digest: Digest::from(digest),
-        size: factory.size,
-        version: factory.version,
-        security_counter: factory.security_counter,
-    };
-    for offset in layout.state.iter().chain(&layout.trust).chain(&layout.identity).chain(&layout.config) {
-        crate::record::wipe(flash, *offset, layout.record_size)?;
-    }
-    let mut buf = [0u8; MAX_STATE];
-    let id = postcard::to_slice(identity, &mut buf).map_err(|_| Refusal::Malformed)?;
-    Pair::new(layout.identity, layout.record_size).store(flash, id)?;
-    Pair::new(layout.trust, layout.record_size).store(flash, trust_root)?;
-    let state = State::factory(image);
-    let body = postcard::to_slice(&state, &mut buf).map_err(|_| Error::Invariant(Invariant::StateTooLarge))?;
-    Pair::new(layout.state, layout.record_size).store(flash, body)
 }
