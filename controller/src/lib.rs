@@ -21,6 +21,7 @@
 //! - [`store`]: the database (SQLite or PostgreSQL) and its migrations.
 //! - [`trust`]: issuing the TrustRoot from the policy and the roster.
 //! - [`users`]: people, roles, tokens and approver keys.
+//! - [`web`]: the approver web UI: queues, the approval card (signing in the browser), dashboards.
 //! - [`workflow`]: the durable approval workflow.
 
 pub mod api;
@@ -39,4 +40,5 @@ pub mod server;
 pub mod store;
 pub mod trust;
 pub mod users;
+pub mod web;
 pub mod workflow;

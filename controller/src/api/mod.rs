@@ -20,6 +20,8 @@ pub mod openapi;
 mod proposals;
 mod rollouts;
 
+pub use proposals::{queues, Queue, QueueItem};
+
 use crate::server::AppState;
 use axum::routing::{get, post};
 use axum::Router;

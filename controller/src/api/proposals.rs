@@ -3,7 +3,8 @@
 use super::auth::Caller;
 use super::error::AppError;
 use crate::server::AppState;
-use crate::workflow::{DecisionRequest, ProposalView, Spec, State as ProposalState};
+use crate::users::User;
+use crate::workflow::{DecisionRequest, ProposalView, Spec, State as ProposalState, WorkflowError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -121,10 +122,16 @@ pub struct QueueItem {
 }
 
 pub(super) async fn queue(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Queue>>, AppError> {
+    Ok(Json(queues(&s, &caller.0).await?))
+}
+
+/// `user`'s queues: one per pool they are in and proposal kind, oldest first (the API's
+/// `/api/queue` and the web UI's queue page).
+pub async fn queues(s: &AppState, user: &User) -> Result<Vec<Queue>, WorkflowError> {
     let now = s.wf.clock.now_ms();
     let waiting = s.wf.list(Some(ProposalState::AwaitingApproval), 500).await?;
     let mine: Vec<&String> =
-        s.wf.policy.pools.iter().filter(|(_, p)| p.members.contains(&caller.0.name)).map(|(n, _)| n).collect();
+        s.wf.policy.pools.iter().filter(|(_, p)| p.members.contains(&user.name)).map(|(n, _)| n).collect();
     let mut queues: BTreeMap<(String, String), Queue> = BTreeMap::new();
     for v in waiting.iter().rev() {
         for pool in v.routed_to.iter().filter(|p| mine.contains(p)) {
@@ -142,9 +149,9 @@ pub(super) async fn queue(State(s): State<AppState>, caller: Caller) -> Result<J
                 due_at: v.due_at,
                 sla_left_ms: v.due_at.map(|d| d - now),
                 quorum: (v.quorum.have, v.quorum.needed),
-                own: v.requester == caller.0.name,
+                own: v.requester == user.name,
             });
         }
     }
-    Ok(Json(queues.into_values().collect()))
+    Ok(queues.into_values().collect())
 }

@@ -3,7 +3,7 @@
 //! [`start`] opens the data directory (creating keys, users and a TrustRoot on a first run),
 //! the database, the policy and the artifact store, and starts delivery (the embedded MQTT
 //! broker or a connection to an external one, see [`crate::mqtt`]); [`run`] serves the API on a
-//! listener it is given until the shutdown future resolves, firing due workflow timers
+//! listener it is given (and the web UI, [`crate::web`]) until the shutdown future resolves, firing due workflow timers
 //! meanwhile, then disconnects from the broker. Tests run both on ephemeral ports.
 //!
 //! # Layout
@@ -194,7 +194,7 @@ pub async fn run(
     });
     let engine = state.rollouts.clone().zip(delivery.as_ref().and_then(|d| d.take_reports()));
     let rollouts = engine.map(|(engine, reports)| tokio::spawn(drive_rollouts(engine, reports, stop_tx.subscribe())));
-    let app = crate::api::router(state);
+    let app = crate::api::router(state.clone()).merge(crate::web::router(state));
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
     let _ = timers.await;
