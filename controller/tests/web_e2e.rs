@@ -288,6 +288,7 @@ async fn approvers_sign_in_the_browser_and_the_controller_verifies_both_signatur
     let shot = screenshot_path();
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     std::fs::write(&shot, &png).unwrap();
+    let shot = shot.canonicalize().unwrap_or(shot);
     let _ = writeln!(std::io::stderr(), "web e2e: approval card screenshot at {}", shot.display());
     c.set_window_size(1280, 1000).await.unwrap();
     c.find(Locator::Css("#approve")).await.unwrap().click().await.unwrap();
@@ -343,6 +344,44 @@ async fn approvers_sign_in_the_browser_and_the_controller_verifies_both_signatur
     c.goto(&format!("{base}/ui/dashboard")).await.unwrap();
     wait_text(c, "#diff-opened-rate", "100.0%").await;
     assert!(c.find(Locator::Css("#chart-by-requester svg")).await.is_ok());
+
+    // A safer alternative is an edit in one click, and a rejection needs only the key and a reason.
+    let spec = json!({
+        "kind": "firmware", "title": "Faster boot", "reason": "because boot takes too long",
+        "cohort": { "environment": ["production"] },
+        "firmware": { "version": "2.5.0", "hardware": "gw-m4", "security_counter": 2, "image_sha256": "cd".repeat(32), "image_size": 8192 }
+    });
+    let (status, second) = ctl.call("post", "/api/proposals", "rita", Some(spec)).await;
+    assert_eq!(status, 201, "{second}");
+    let second = second["id"].as_i64().unwrap();
+    c.goto(&format!("{base}/ui/proposals/{second}")).await.unwrap();
+    wait_text(c, "#device-count", "4").await;
+    let half = c.find(Locator::XPath("//button[contains(., 'Half the cohort')]")).await.unwrap();
+    half.click().await.unwrap();
+    wait_text(c, ".crumbs", "revision 2").await;
+    assert_eq!(text(c, "#device-count").await, "2", "half of the four devices");
+    // Carol may edit but is in no pool this single-approver request is routed to.
+    wait_text(c, "#why-not", "you are in none of those pools").await;
+    sign_out(c).await;
+    sign_in(c, base, &ctl.tokens["alice"], "alice").await;
+    c.goto(&format!("{base}/ui/proposals/{second}")).await.unwrap();
+    wait_text(c, "#selftest-state", "self-test passed").await;
+    c.find(Locator::Css("#key-file"))
+        .await
+        .unwrap()
+        .send_keys(&ctl.key_file("alice").display().to_string())
+        .await
+        .unwrap();
+    wait_text(c, "#key-state", "key imported").await;
+    assert!(!approve_enabled(c).await);
+    let reject = c.find(Locator::Css("#reject")).await.unwrap();
+    assert!(!reject.is_enabled().await.unwrap(), "Reject is enabled without a reason");
+    c.find(Locator::Css("#reason")).await.unwrap().send_keys("boot time is not worth a fleet-wide push").await.unwrap();
+    until("Reject to be enabled", || async { reject.is_enabled().await.unwrap().then_some(()) }).await;
+    reject.click().await.unwrap();
+    wait_text(c, "#state", "rejected").await;
+    let (_, rejected) = ctl.call("get", &format!("/api/proposals/{second}"), "rita", None).await;
+    assert_eq!((rejected["state"].as_str(), rejected["revision"].as_u64()), (Some("rejected"), Some(2)), "{rejected}");
 
     let _ = writeln!(std::io::stderr(), "web e2e: done in {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -6,6 +6,7 @@
 
 use super::session::WebUser;
 pub use super::templates::{error_page, internal, page, Page};
+use crate::policy::Policy;
 use crate::server::AppState;
 use crate::users::User;
 use crate::workflow::spec::Breach;
@@ -74,12 +75,12 @@ pub(super) async fn card(State(s): State<AppState>, WebUser(me): WebUser, Path(i
         Ok(v) => v,
         Err(e) => return workflow_error(&me, e),
     };
-    page(Page::Card, Some(&me), card_context(&view, &me, s.wf.clock.now_ms()))
+    page(Page::Card, Some(&me), card_context(&view, &me, &s.wf.policy, s.wf.clock.now_ms()))
 }
 
 /// Whether `me` gets the decision panel, and if not, why not. The server decides for real
 /// (`Workflow::decide`); this only spares people a button that cannot work.
-fn decision_panel(view: &ProposalView, me: &User) -> Result<(), String> {
+fn decision_panel(view: &ProposalView, me: &User, policy: &Policy) -> Result<(), String> {
     if view.state != ProposalState::AwaitingApproval {
         return Err(format!("This proposal is {}: there is nothing to decide.", view.state.name()));
     }
@@ -88,6 +89,15 @@ fn decision_panel(view: &ProposalView, me: &User) -> Result<(), String> {
     }
     if !me.is_approver() {
         return Err(format!("{} holds no approver role with a registered key.", me.name));
+    }
+    if !view.quorum.roles.iter().any(|r| me.has(r)) {
+        return Err(format!("Deciding on this proposal needs role {}.", view.quorum.roles.join(" or ")));
+    }
+    if !view.routed_to.iter().any(|p| policy.pools.get(p).is_some_and(|pool| pool.members.contains(&me.name))) {
+        return Err(format!(
+            "This request is routed to {}; you are in none of those pools (it may reach yours if it escalates).",
+            view.routed_to.join(", ")
+        ));
     }
     if view.approvals.iter().any(|a| a.approver == me.name && !a.voided) {
         return Err("You have already decided on this revision.".into());
@@ -113,8 +123,8 @@ fn rollback_trigger(view: &ProposalView) -> String {
     )
 }
 
-fn card_context(view: &ProposalView, me: &User, now: i64) -> Value {
-    let panel = decision_panel(view, me);
+fn card_context(view: &ProposalView, me: &User, policy: &Policy, now: i64) -> Value {
+    let panel = decision_panel(view, me, policy);
     let spec_json = serde_json::to_string_pretty(&view.spec).unwrap_or_default();
     let alternatives: Vec<Value> = view
         .alternatives

@@ -31,10 +31,16 @@ impl Drop for Ui {
 const T0: i64 = 1_795_608_000_000;
 
 async fn ui() -> Ui {
+    ui_with(None).await
+}
+
+/// The controller with `mqtt` (None: no delivery, no rollouts) and four production devices.
+async fn ui_with(mqtt: Option<crate::mqtt::MqttConfig>) -> Ui {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         data_dir: dir.path().join("data"),
         policies: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+        mqtt,
         ..Config::default()
     };
     let (state, first) = server::start(&config, Clock::fixed(T0)).await.unwrap();
@@ -244,5 +250,47 @@ async fn unknown_pages_and_proposals_say_what_is_missing() {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
     assert!(resp.text().await.unwrap().contains("function approvalMessage"));
     let (status, _) = ui.page("alice", "/ui/static/nope.js").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_rollout_is_listed_and_charted_by_wave_on_the_dashboards() {
+    let ui = ui_with(Some(crate::mqtt::MqttConfig::embedded("127.0.0.1:0".parse().unwrap()))).await;
+    let spec = json!({
+        "kind": "config", "title": "Report every minute", "reason": "because we need finer telemetry",
+        "cohort": { "environment": ["production"] },
+        "config": { "version": 2, "values": { "interval": { "value": 60 } } }
+    });
+    let id = ui.propose(spec).await;
+    for who in ["alice", "carol"] {
+        let card = ui.card(id).await;
+        if card["state"] != "awaiting_approval" {
+            break;
+        }
+        let resp = ui
+            .http
+            .post(format!("{}/api/proposals/{id}/decisions", ui.base))
+            .bearer_auth(&ui.tokens[who])
+            .json(&ui.decision(who, &card));
+        assert_eq!(resp.send().await.unwrap().status().as_u16(), 200);
+    }
+    // The serving loop starts the rollout of a signed proposal within a tick.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let resp = ui.http.get(format!("{}/api/proposals/{id}/rollout", ui.base)).bearer_auth(&ui.tokens["rita"]);
+        if resp.send().await.unwrap().status().as_u16() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the rollout never started");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, dash) = ui.page("alice", "/ui/dashboard").await;
+    assert_eq!(status, 200, "{dash}");
+    assert!(dash.contains(&format!("href=\"/ui/rollouts/{id}\">Report every minute")), "{dash}");
+    let (status, page) = ui.page("alice", &format!("/ui/rollouts/{id}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Progress by wave (devices)") && page.contains(">wave 1</text>"), "{page}");
+    assert!(page.contains("Refusals by reason (devices): nothing recorded yet"), "{page}");
+    let (status, _) = ui.page("alice", "/ui/rollouts/999").await;
     assert_eq!(status, 404);
 }
