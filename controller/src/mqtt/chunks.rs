@@ -9,8 +9,9 @@
 //! restart, from the signed manifests in the database; an image no signed manifest names is not
 //! served.
 //!
-//! Work is bounded: requests wait in a queue of [`QUEUE`] and at most [`WORKERS`] are answered
-//! at once; a request that finds the queue full is dropped (the device asks again on its tick).
+//! Work is bounded: requests wait in a queue of [`QUEUE`] and are answered by [`WORKERS`] lanes,
+//! each device's requests by one lane in the order they came, so its chunks leave in order; a
+//! request that finds its lane full is dropped (the device asks again on its tick).
 //! One request is answered with at most [`MAX_REQUEST`] bytes. Images up to [`CACHE_BYTES`] in
 //! total are kept in memory, checked against their digest when loaded; a larger one is read from
 //! its file for each request.
@@ -104,6 +105,12 @@ struct Cache {
     bytes: usize,
 }
 
+/// The lane that answers `device` (FNV-1a of its id).
+fn lane_of(device: &str) -> usize {
+    let hash = device.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % WORKERS as u64) as usize
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -142,22 +149,33 @@ impl Chunks {
         Ok(())
     }
 
-    /// Runs the queue until it closes: at most [`WORKERS`] requests at once.
+    /// Runs the queue until it closes. Requests are answered by [`WORKERS`] lanes, each in
+    /// order; a device's requests always go to the same lane, so its chunks are published in
+    /// the order it asked for them (a device drops a chunk that arrives ahead of a missing one
+    /// and waits for its chunk timeout, so reordering would stall every download).
     pub async fn run(self: Arc<Self>, mut queue: tokio::sync::mpsc::Receiver<(String, Vec<u8>)>) {
-        let permits = Arc::new(tokio::sync::Semaphore::new(WORKERS));
-        while let Some((device, payload)) = queue.recv().await {
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let mut lanes = Vec::with_capacity(WORKERS);
+        for _ in 0..WORKERS {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(QUEUE / WORKERS);
             let me = self.clone();
             tokio::spawn(async move {
-                match me.serve(&device, &payload).await {
-                    Ok(n) => me.stats.add("chunk_sent", n),
-                    Err(why) => {
-                        me.stats.bump(why.counter());
-                        tracing::debug!(%device, reason = why.counter(), "chunk request not answered");
+                while let Some((device, payload)) = rx.recv().await {
+                    match me.serve(&device, &payload).await {
+                        Ok(n) => me.stats.add("chunk_sent", n),
+                        Err(why) => {
+                            me.stats.bump(why.counter());
+                            tracing::debug!(%device, reason = why.counter(), "chunk request not answered");
+                        }
                     }
                 }
-                drop(permit);
             });
+            lanes.push(tx);
+        }
+        while let Some((device, payload)) = queue.recv().await {
+            let lane = &lanes[lane_of(&device)];
+            if lane.try_send((device, payload)).is_err() {
+                self.stats.bump(Dropped::Overloaded.counter());
+            }
         }
     }
 
