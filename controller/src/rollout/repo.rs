@@ -371,16 +371,25 @@ pub(crate) async fn apply_report(
     Ok(r.rows_affected() == 1)
 }
 
+/// A rollout in which a device was sent the manifest but is not known to run it yet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unconfirmed {
+    pub(crate) proposal: i64,
+    pub(crate) revision: u32,
+    /// The device's state in it.
+    pub(crate) state: DeviceState,
+    /// Whether the rollout is rolling out (not paused).
+    pub(crate) rolling_out: bool,
+}
+
 /// The active rollouts (rolling out or paused) in which `device` was sent the manifest but is
-/// not known to run it yet: `(proposal, revision, device state)`.
-pub(crate) async fn unconfirmed(
-    conn: &mut AnyConnection,
-    device: &str,
-) -> Result<Vec<(i64, u32, DeviceState)>, RolloutError> {
+/// not known to run it yet.
+pub(crate) async fn unconfirmed(conn: &mut AnyConnection, device: &str) -> Result<Vec<Unconfirmed>, RolloutError> {
     let rows = sqlx::query(
-        "SELECT d.proposal_id, CAST(r.revision AS BIGINT) AS revision, d.state FROM rollout_devices d \
-         JOIN rollouts r ON r.proposal_id = d.proposal_id WHERE d.device_id = $1 \
-         AND d.state IN ('sent', 'accepted', 'installed', 'failed') AND r.state IN ('rolling_out', 'paused')",
+        "SELECT d.proposal_id, CAST(r.revision AS BIGINT) AS revision, d.state, r.state AS rollout_state \
+         FROM rollout_devices d JOIN rollouts r ON r.proposal_id = d.proposal_id \
+         WHERE d.device_id = $1 AND d.state IN ('sent', 'accepted', 'installed', 'failed') \
+         AND r.state IN ('rolling_out', 'paused')",
     )
     .bind(device)
     .fetch_all(&mut *conn)
@@ -388,11 +397,14 @@ pub(crate) async fn unconfirmed(
     rows.iter()
         .map(|r| {
             let state: String = r.try_get("state")?;
-            Ok((
-                r.try_get("proposal_id")?,
-                r.try_get::<i64, _>("revision")? as u32,
-                DeviceState::parse(&state).ok_or_else(|| corrupt("rollout_devices", format!("state {state:?}")))?,
-            ))
+            let rollout_state: String = r.try_get("rollout_state")?;
+            Ok(Unconfirmed {
+                proposal: r.try_get("proposal_id")?,
+                revision: r.try_get::<i64, _>("revision")? as u32,
+                state: DeviceState::parse(&state)
+                    .ok_or_else(|| corrupt("rollout_devices", format!("state {state:?}")))?,
+                rolling_out: rollout_state == "rolling_out",
+            })
         })
         .collect()
 }

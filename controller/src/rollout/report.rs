@@ -64,12 +64,19 @@ impl<T: Transport> Engine<T> {
 }
 
 impl<T: Transport> Engine<T> {
-    /// A signed status report can prove what a lost report would have said. A controller can lose
-    /// a device's last report (an embedded broker's sessions die with the controller); when the
-    /// device reconnects it reports its status, and a device that runs the rollout's target
-    /// (firmware version, or config version), is not in a test boot, and has accepted a sequence
-    /// at or past the manifest's, has confirmed it. Anything less proves nothing and changes
-    /// nothing.
+    /// A device reports its status on every (re)connect.
+    ///
+    /// A signed status can prove what a lost report would have said. A controller can lose a
+    /// device's last report (an embedded broker's sessions die with the controller); a device
+    /// that runs the rollout's target (firmware version, or config version), is not in a test
+    /// boot, and has accepted a sequence at or past the manifest's, has confirmed it.
+    ///
+    /// A device that reconnects still on its old version while its delivery was sent or
+    /// accepted may have lost the delivery or the download (a power cut reboots a device
+    /// mid-download after the broker had its acknowledgement): while rolling out, the same
+    /// signed delivery is sent again. The core resumes an interrupted download of the same
+    /// manifest and ignores it while the download is still running. The device timeout keeps
+    /// running from the first send.
     async fn on_status(&self, device: &str, status: &Status, counter: u64) -> Result<(), RolloutError> {
         let Ok(counter) = i64::try_from(counter) else { return Ok(()) };
         if status.testing {
@@ -79,10 +86,10 @@ impl<T: Transport> Engine<T> {
             let mut conn = self.wf.store.pool().acquire().await?;
             repo::unconfirmed(&mut conn, device).await?
         };
-        for (id, revision, from) in candidates {
+        for c in candidates {
             let m = {
                 let mut conn = self.wf.store.pool().acquire().await?;
-                self.material(&mut conn, id, revision).await?
+                self.material(&mut conn, c.proposal, c.revision).await?
             };
             let Ok(manifest) = airlock_proto::decode::<Manifest<'_>>(&m.manifest.body) else { continue };
             let runs = status.sequence >= manifest.sequence
@@ -91,13 +98,30 @@ impl<T: Transport> Engine<T> {
                     Action::Config(c) => status.config == c.version,
                     Action::Decommission => false,
                 };
+            let now = self.wf.clock.now_ms();
             if !runs {
+                let lost = matches!(c.state, DeviceState::Sent | DeviceState::Accepted)
+                    && c.rolling_out
+                    && status.sequence <= manifest.sequence;
+                if lost {
+                    if let Some(bytes) = m.release()?.delivery_for(device) {
+                        tracing::info!(
+                            proposal = c.proposal,
+                            device,
+                            "device reconnected without the update: delivery sent again"
+                        );
+                        if let Err(e) = self.transport.send_delivery(device, bytes).await {
+                            tracing::warn!(proposal = c.proposal, device, error = %e, "delivery not sent again");
+                        }
+                    }
+                }
                 continue;
             }
-            let now = self.wf.clock.now_ms();
             let mut tx = self.wf.store.pool().begin().await?;
             let detail = Some("confirmed by status report");
-            if repo::apply_report(&mut tx, id, device, from, DeviceState::Confirmed, detail, counter, now).await? {
+            if repo::apply_report(&mut tx, c.proposal, device, c.state, DeviceState::Confirmed, detail, counter, now)
+                .await?
+            {
                 tx.commit().await?;
             } else {
                 tx.rollback().await?;

@@ -377,6 +377,11 @@ impl<F: NorFlash> Agent<F> {
         };
         let accepted = check_delivery(bytes, &cx)?;
         let Accepted { manifest: m, digest } = accepted;
+        if self.download.as_ref().is_some_and(|d| d.manifest == digest) {
+            // The manifest being downloaded, again (the controller resends a delivery to a device
+            // that reconnects without the update): the download carries on as it was.
+            return Ok(Outputs::new());
+        }
         // Every check held. From here on, the device acts.
         self.state.last_sequence = m.sequence;
         let mut out = Outputs::new();

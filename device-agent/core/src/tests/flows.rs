@@ -149,6 +149,29 @@ fn a_redelivered_manifest_restarts_an_interrupted_download() {
 }
 
 #[test]
+fn the_same_delivery_during_its_download_changes_nothing() {
+    let fleet = Fleet::new();
+    let img = image(2, 20_000);
+    let mut agent = device(&fleet);
+    let spec = fleet.firmware(Version::new(2, 0, 0), &img);
+    agent.handle(NOW, Input::Delivery(&spec.bytes())).unwrap();
+    let rt = Runtime::new(&img);
+    agent.handle(NOW, Input::Chunk(&rt.chunk_bytes(0, CHUNK))).unwrap();
+    let before = agent.state().clone();
+    // No second Accepted, no new requests, nothing written: the download carries on.
+    let out = agent.handle(NOW, Input::Delivery(&spec.bytes())).unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(agent.state(), &before);
+    let next = agent.handle(NOW, Input::Chunk(&rt.chunk_bytes(CHUNK, CHUNK))).unwrap();
+    assert!(next.iter().any(|o| matches!(o, Output::RequestChunks(_))), "still downloading: {next:?}");
+    // A copy with a bit flipped is still checked in full, and refused.
+    let mut forged = spec.bytes();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert!(agent.handle(NOW, Input::Delivery(&forged)).is_err());
+}
+
+#[test]
 fn pause_stops_requests_and_resume_restarts_them() {
     let fleet = Fleet::new();
     let img = image(2, 20_000);
