@@ -69,6 +69,16 @@ pub struct AgentConfig {
     /// First-time setup, used by `airlock-agent provision`.
     #[serde(default)]
     pub provision: Option<ProvisionConfig>,
+    /// Write the running image and config to `DATA/firmware.bin` and `DATA/config.json` for the
+    /// rest of the gateway (default). A host where nothing reads them (the simulator, which
+    /// runs thousands of agents in one process) turns it off; the health check then sees
+    /// paths that do not exist.
+    #[serde(default = "yes")]
+    pub export_files: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Broker connection.
@@ -205,6 +215,7 @@ impl AgentConfig {
             chunks: ChunkConfig::default(),
             reboot_command: None,
             provision: None,
+            export_files: true,
         }
     }
 

@@ -4,13 +4,13 @@
 // A test crate: its helpers assert by unwrapping, like its tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use airlock_agent_core::harness::{Served, VirtualDevice};
 use airlock_agent_core::{Error, Factory, Identity, Layout};
 use airlock_controller::cohort::Cohort;
 use airlock_controller::release::{Release, ReleaseError};
 use airlock_proto::build::{approve, sign_trust_root, SignedOwned};
 use airlock_proto::sig::public_key;
 use airlock_proto::*;
-use airlock_sim::{Served, SimError, VirtualDevice};
 use ed25519_dalek::SigningKey;
 
 /// Unix seconds.
@@ -127,7 +127,7 @@ fn two_person_release_reaches_every_member_and_no_one_else() {
                 assert!(!cohort.contains(d.id()));
                 // A rogue sender hands the outsider a member's delivery: refused on the device.
                 match d.deliver(NOW, &member_delivery, served, true) {
-                    Err(SimError::Core { error: Error::Refused(Refusal::NotInCohort), .. }) => {}
+                    Err(Error::Refused(Refusal::NotInCohort)) => {}
                     other => panic!("{}: expected not_in_cohort, got {other:?}", d.id()),
                 }
                 assert_eq!(d.agent().status().firmware, Version::new(1, 0, 0));
@@ -149,7 +149,7 @@ fn one_approval_short_is_refused_by_every_member() {
     for d in &mut w.devices {
         let bytes = release.delivery_for(d.id()).unwrap();
         match d.deliver(NOW, &bytes, served, true) {
-            Err(SimError::Core { error: Error::Refused(Refusal::QuorumShort), .. }) => {}
+            Err(Error::Refused(Refusal::QuorumShort)) => {}
             other => panic!("{}: expected quorum_short, got {other:?}", d.id()),
         }
     }

@@ -34,7 +34,7 @@ mod keys;
 mod metrics;
 mod policy;
 mod proposals;
-mod serve;
+pub mod serve;
 
 pub use decide::{decide, submit};
 pub use error::CliError;

@@ -42,21 +42,28 @@ pub struct ServeArgs {
     pub max_artifact_size: u64,
 }
 
+impl ServeArgs {
+    /// The server configuration these arguments describe.
+    pub fn config(&self) -> Config {
+        let broker = match &self.mqtt_url {
+            Some(url) => BrokerConfig::External { url: url.clone() },
+            None => BrokerConfig::Embedded { listen: self.mqtt_listen },
+        };
+        let mqtt = MqttConfig { broker, client_id: self.mqtt_client_id.clone(), persistent_session: true };
+        Config {
+            data_dir: self.data.clone(),
+            policies: self.policies.clone(),
+            database_url: self.database_url.clone(),
+            mqtt: Some(mqtt),
+            max_artifact_bytes: self.max_artifact_size,
+        }
+    }
+}
+
 /// Runs the controller until Ctrl-C or SIGTERM.
 pub async fn run(args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
-    let broker = match &args.mqtt_url {
-        Some(url) => BrokerConfig::External { url: url.clone() },
-        None => BrokerConfig::Embedded { listen: args.mqtt_listen },
-    };
-    let mqtt = MqttConfig { broker, client_id: args.mqtt_client_id.clone(), persistent_session: true };
-    let config = Config {
-        data_dir: args.data.clone(),
-        policies: args.policies.clone(),
-        database_url: args.database_url.clone(),
-        mqtt: Some(mqtt),
-        max_artifact_bytes: args.max_artifact_size,
-    };
+    let config = args.config();
     let (state, first) = server::start(&config, Clock::system()).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -76,7 +83,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), CliError> {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`, with the embedded broker's
 /// per-connection lines left out: `RUST_LOG=info,rumqttd=info` shows them).
-fn init_logging() {
+pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn"));
     // A second initialisation (tests) keeps the first subscriber.
@@ -84,7 +91,7 @@ fn init_logging() {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
+pub async fn shutdown() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             // No handler could be installed: the default action of SIGINT still stops us.

@@ -25,6 +25,7 @@
 //! - `record`, `flash_io`: checksummed two-copy records, aligned streaming writes.
 //! - [`error`]: the one error type; refusals carry a [`airlock_proto::Refusal`].
 //! - [`mem_flash`] (feature `mem-flash`): in-memory NOR flash that can cut power at the Nth write.
+//! - [`harness`] (feature `mem-flash`): a device without a network, for in-process fleets.
 #![cfg_attr(not(test), no_std)]
 
 #[cfg(all(feature = "mem-flash", not(test)))]
@@ -34,6 +35,8 @@ pub mod agent;
 mod checks;
 pub mod error;
 mod flash_io;
+#[cfg(any(test, feature = "mem-flash"))]
+pub mod harness;
 pub mod layout;
 #[cfg(any(test, feature = "mem-flash"))]
 pub mod mem_flash;

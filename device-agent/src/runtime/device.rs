@@ -90,6 +90,8 @@ pub(crate) struct DeviceLoop<F: NorFlash> {
     pub(crate) firmware_path: PathBuf,
     pub(crate) config_path: PathBuf,
     pub(crate) in_process_reboot: bool,
+    /// Whether the running image and config are written to files (`export_files`).
+    pub(crate) export: bool,
     pub(crate) status: watch::Sender<Status>,
     pub(crate) events: watch::Sender<Vec<Event>>,
     /// Digest of the image last written to `firmware.bin`.
@@ -239,6 +241,9 @@ impl<F: NorFlash> DeviceLoop<F> {
 
     /// Writes the image in `slot` to `firmware.bin` and its record to `firmware.json`.
     fn export_firmware(&mut self, slot: u8) -> Result<(), AgentError> {
+        if !self.export {
+            return Ok(());
+        }
         let missing = || AgentError::Core(Error::NoBootableImage);
         let meta = self.agent.state().slots.get(usize::from(slot)).copied().flatten().ok_or_else(missing)?;
         if self.exported == Some(meta.digest) {
@@ -265,6 +270,9 @@ impl<F: NorFlash> DeviceLoop<F> {
 
     /// Writes the config payload of `slot` to `config.json`.
     fn write_config(&mut self, slot: u8) -> Result<(), AgentError> {
+        if !self.export {
+            return Ok(());
+        }
         let mut buf = vec![0u8; self.layout.record_size as usize];
         let payload = self.agent.read_config(slot, &mut buf)?;
         write_atomic(&self.config_path, payload)

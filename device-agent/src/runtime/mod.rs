@@ -119,6 +119,7 @@ impl Runtime {
             firmware_path: config.firmware_path(),
             config_path: config.config_path(),
             in_process_reboot: reboot.in_process(),
+            export: config.export_files,
             status: status_tx,
             events: events_tx,
             exported: None,

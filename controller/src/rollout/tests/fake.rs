@@ -3,9 +3,9 @@
 
 use crate::rollout::{DeviceReport, Transport, TransportError};
 use crate::workflow::Clock;
+use airlock_agent_core::harness::{Served, VirtualDevice};
 use airlock_agent_core::{Input, Output};
 use airlock_proto::{Command, CommandAction, Delivery, Digest, Event};
-use airlock_sim::{Served, SimError, VirtualDevice};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,7 +90,7 @@ impl Fleet {
         let Some(d) = self.devices.get_mut(device) else { return };
         let events = match d.deliver(now, bytes, image, healthy) {
             Ok(events) => events,
-            Err(SimError::Core { error: airlock_agent_core::Error::Refused(reason), .. }) => {
+            Err(airlock_agent_core::Error::Refused(reason)) => {
                 let delivery: Delivery<'_> = airlock_proto::decode(bytes).unwrap();
                 vec![Event::Refused { manifest: Some(airlock_proto::manifest_digest(delivery.manifest.body)), reason }]
             }

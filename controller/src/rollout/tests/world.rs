@@ -11,11 +11,11 @@ use crate::trust::{device_roles, issue, Roster};
 use crate::users::User;
 use crate::workflow::spec::{ConfigSpec, ConfigValue, FirmwareSpec, RollbackSpec, RolloutPlan, Spec};
 use crate::workflow::{Clock, DecisionRequest, State, Trust, Workflow};
+use airlock_agent_core::harness::VirtualDevice;
 use airlock_agent_core::mem_flash::MemFlash;
 use airlock_agent_core::{Factory, Identity, Layout};
 use airlock_proto::build::approve;
 use airlock_proto::{Approver, Decision, Tier, Version};
-use airlock_sim::VirtualDevice;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,23 +1,15 @@
-//! A virtual device: the real core on in-memory flash, with the runtime's duties done in-process
-//! (answering chunk requests from a local image, rebooting, running a scripted health check).
+//! A device without a network (feature `mem-flash`): the core on in-memory flash, with the
+//! runtime's duties done in-process — chunk requests answered from a local image, reboots turned
+//! into boots, a scripted health verdict. The controller's rollout tests and the in-process
+//! release tests drive fleets of these; the simulator runs the real MQTT runtime instead.
 
-use airlock_agent_core::mem_flash::MemFlash;
-use airlock_agent_core::{provision, Agent, Error, Factory, Identity, Input, Layout, Output, Settings};
+use crate::mem_flash::MemFlash;
+use crate::{provision, Agent, Error, Factory, Identity, Input, Layout, Output, Settings};
 use airlock_proto::{Chunk, Event};
+#[cfg(not(test))]
+use alloc::{collections::VecDeque, string::String, string::ToString, vec::Vec};
+#[cfg(test)]
 use std::collections::VecDeque;
-
-/// Why a simulated device operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    /// The core refused or failed.
-    #[error("device {device}: {error}")]
-    Core {
-        /// Device id.
-        device: String,
-        /// What the core said.
-        error: Error,
-    },
-}
 
 /// A virtual device.
 #[derive(Debug)]
@@ -35,15 +27,14 @@ impl VirtualDevice {
         factory: Factory,
         layout: Layout,
         now: u64,
-    ) -> Result<Self, SimError> {
+    ) -> Result<Self, Error> {
         let id = identity.device_id.to_string();
-        let err = |error| SimError::Core { device: id.clone(), error };
         let mut flash = MemFlash::new(layout.end() as usize);
         let a = layout.slots[0] as usize;
         flash.bytes_mut()[a..a + factory_image.len()].copy_from_slice(factory_image);
-        provision(&mut flash, &layout, &identity, trust_root, factory, now).map_err(err)?;
-        let mut agent = Agent::open(flash, layout, Settings::default()).map_err(err)?;
-        agent.handle(now, Input::Boot).map_err(err)?;
+        provision(&mut flash, &layout, &identity, trust_root, factory, now)?;
+        let mut agent = Agent::open(flash, layout, Settings::default())?;
+        agent.handle(now, Input::Boot)?;
         Ok(VirtualDevice { id, agent })
     }
 
@@ -57,7 +48,8 @@ impl VirtualDevice {
         &mut self.agent
     }
 
-    /// Feeds one delivery and plays the runtime until the device settles: chunk requests are
+    /// Feeds one delivery and plays the runtime until the device settles (a refusal is
+    /// `Err(Error::Refused(reason))`): chunk requests are
     /// answered from `image` in chunks of `chunk` bytes (the manifest's chunk size), reboots
     /// become boots, test boots get `healthy`. Returns the report events in order.
     pub fn deliver(
@@ -66,19 +58,17 @@ impl VirtualDevice {
         delivery: &[u8],
         image: Served<'_>,
         healthy: bool,
-    ) -> Result<Vec<Event>, SimError> {
-        let err = |error| SimError::Core { device: self.id.clone(), error };
+    ) -> Result<Vec<Event>, Error> {
         let mut events = Vec::new();
         let mut queue: VecDeque<Pending> = VecDeque::new();
-        let first = self.agent.handle(now, Input::Delivery(delivery)).map_err(err)?;
+        let first = self.agent.handle(now, Input::Delivery(delivery))?;
         absorb(first, image, healthy, &mut events, &mut queue);
         while let Some(next) = queue.pop_front() {
             let out = match &next {
                 Pending::Boot => self.agent.handle(now, Input::Boot),
                 Pending::Health(ok) => self.agent.handle(now, Input::Health(*ok)),
                 Pending::Chunk(b) => self.agent.handle(now, Input::Chunk(b)),
-            }
-            .map_err(|error| SimError::Core { device: self.id.clone(), error })?;
+            }?;
             absorb(out, image, healthy, &mut events, &mut queue);
         }
         Ok(events)
@@ -103,7 +93,7 @@ pub struct Served<'i> {
 }
 
 fn absorb(
-    out: airlock_agent_core::Outputs,
+    out: crate::Outputs,
     image: Served<'_>,
     healthy: bool,
     events: &mut Vec<Event>,

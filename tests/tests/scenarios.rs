@@ -1,0 +1,59 @@
+//! The shipped simulator scenarios (`firmware-sim/scenarios/*.toml`), each played at a few
+//! hundred devices against a real controller (in process, SQLite, its embedded rumqttd on an
+//! ephemeral port), every device running the real agent over its own MQTT connection. Each
+//! scenario's own expectations must hold; the report is printed either way.
+//!
+//! `AIRLOCK_SIM_DEVICES` changes the fleet size (default 200).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use airlock_sim::controller::Broker;
+use airlock_sim::run::{run, Options, Target};
+use airlock_sim::scenario::Scenario;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+async fn play(file: &str) {
+    let started = Instant::now();
+    let scenario = Scenario::load(&repo().join("firmware-sim/scenarios").join(file)).unwrap();
+    let devices = std::env::var("AIRLOCK_SIM_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let opts = Options {
+        target: Target::InProcess {
+            broker: Broker::Embedded(([127, 0, 0, 1], 0).into()),
+            policies: repo().join("policies"),
+        },
+        devices: Some(devices),
+        progress: false,
+    };
+    let report = run(&scenario, &opts).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+    let table = report.table();
+    let _ = writeln!(std::io::stderr(), "{table}");
+    let _ = writeln!(std::io::stderr(), "TIMING scenario {file:<40} {:6.2} s", started.elapsed().as_secs_f64());
+    assert!(report.passed(), "{file}: an expectation failed\n{table}");
+    // Every scenario checks something beyond "proposed".
+    assert!(report.expectations.len() >= 3, "{table}");
+}
+
+macro_rules! scenarios {
+    ($($name:ident => $file:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            play($file).await
+        }
+    )*};
+}
+
+scenarios!(
+    happy_path_with_waves => "happy-path.toml",
+    bad_firmware_is_caught_in_the_canary => "bad-firmware-canary.toml",
+    a_security_fix_waits_for_its_second_approver => "security-fix-two-approvers.toml",
+    a_config_push_is_applied_and_reverted => "config-push-revert.toml",
+    a_power_loss_storm_bricks_nothing => "power-loss-storm.toml",
+    every_rogue_manifest_is_refused => "rogue-publisher.toml",
+);
