@@ -101,6 +101,16 @@ async fn a_two_person_firmware_rollout_reaches_every_cohort_device_and_none_outs
     for w in waves {
         assert_eq!(w["confirmed"], w["size"], "{status}");
     }
+    // The bus's counters are on /metrics: 8 deliveries, every chunk of 8 images (30 of 1 KiB).
+    let (_, metrics) = ctl.call("get", "/metrics", "admin", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let counter = |event: &str| -> u64 {
+        let line = format!("airlock_mqtt_total{{event=\"{event}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&line)).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    assert_eq!(counter("delivery_sent"), 8, "{metrics}");
+    assert!(counter("chunk_sent") >= 8 * 30, "{metrics}");
+    assert!(counter("chunk_request_received") >= 8 && counter("report_received") >= 8 * 3, "{metrics}");
     // Nobody outside the cohort heard of it.
     for d in outside {
         let touched: Vec<Event> = d.events().into_iter().filter(|e| !matches!(e, Event::Status(_))).collect();

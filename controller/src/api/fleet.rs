@@ -131,7 +131,15 @@ pub(super) async fn metrics(
 
 pub(super) async fn prometheus(State(s): State<AppState>, _caller: Caller) -> Result<impl IntoResponse, AppError> {
     let m = crate::metrics::compute(s.wf.store.pool()).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.prometheus()))
+    let mut text = m.prometheus();
+    if let Some(d) = &s.delivery {
+        // What the MQTT bus did and refused (`chunk_sent`, `report_dropped_replay`, ...).
+        text.push_str("# HELP airlock_mqtt_total MQTT bus counters, by event\n# TYPE airlock_mqtt_total counter\n");
+        for (counter, n) in d.bus.stats() {
+            text.push_str(&format!("airlock_mqtt_total{{event=\"{counter}\"}} {n}\n"));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
 pub(super) async fn tasks(State(s): State<AppState>, _caller: Caller) -> Result<impl IntoResponse, AppError> {

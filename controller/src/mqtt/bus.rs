@@ -174,11 +174,15 @@ impl Transport for Bus {
             .chunks
             .note_delivery(&delivery)
             .map_err(|r| TransportError(format!("delivery for {device} does not decode: {}", r.name())))?;
-        self.publish(device, Kind::Manifest, delivery).await
+        self.publish(device, Kind::Manifest, delivery).await?;
+        self.inner.stats.bump("delivery_sent");
+        Ok(())
     }
 
     async fn send_command(&self, device: &str, command: Vec<u8>) -> Result<(), TransportError> {
-        self.publish(device, Kind::Command, command).await
+        self.publish(device, Kind::Command, command).await?;
+        self.inner.stats.bump("command_sent");
+        Ok(())
     }
 }
 
@@ -198,8 +202,14 @@ impl Router {
             return;
         };
         let (queue, dropped) = match kind {
-            Kind::Report => (&self.reports, reports::Dropped::Overloaded.counter()),
-            Kind::ChunkRequest => (&self.chunks, chunks::Dropped::Overloaded.counter()),
+            Kind::Report => {
+                self.stats.bump("report_received");
+                (&self.reports, reports::Dropped::Overloaded.counter())
+            }
+            Kind::ChunkRequest => {
+                self.stats.bump("chunk_request_received");
+                (&self.chunks, chunks::Dropped::Overloaded.counter())
+            }
             _ => {
                 self.stats.bump("unexpected_topic");
                 return;
