@@ -283,6 +283,19 @@ async fn approvers_sign_in_the_browser_and_the_controller_verifies_both_signatur
     // Alice approves in the browser.
     sign_in(c, base, &ctl.tokens["alice"], "alice").await;
     prepare_approval(c, base, id, &ctl.key_file("alice")).await;
+    // What she signs was decoded in her browser, and the decoder refuses damaged bytes by name.
+    assert!(text(c, "#decoded").await.contains("firmware 2.4.1 for gw-m4 | image abab"));
+    let refusals = c
+        .execute(
+            "const b = hexToBytes(document.getElementById('card').dataset.manifest, 'm'); const out = [];
+             for (const bad of [b.slice(0, b.length - 1), concat(b, [0])]) {
+               try { decodeManifest(bad); out.push('decoded'); } catch (e) { out.push(e.message); } }
+             return out;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refusals, json!(["the manifest ends inside requester", "1 trailing bytes after the manifest"]));
     c.set_window_size(1280, 3400).await.unwrap();
     let png = c.screenshot().await.unwrap();
     let shot = screenshot_path();

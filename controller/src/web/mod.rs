@@ -12,12 +12,14 @@
 //! - [`session`]: sign-in with a token, the `HttpOnly`, `SameSite=Strict` session cookie, and
 //!   the same-origin rules for requests authenticated by it.
 //! - `pages`: queues, history, the approval card, static files.
+//! - [`manifest`]: the manifest as one line, which the card's script must reproduce from the bytes.
 //! - `dashboard`: approval metrics and rollouts as charts.
 //! - [`svg`]: the charts, as pure functions.
 //! - `templates`: the template environment and its filters.
 //! - `signing`: (tests) the browser's approval bytes against the golden vector.
 
 mod dashboard;
+pub mod manifest;
 mod pages;
 pub mod session;
 #[cfg(test)]

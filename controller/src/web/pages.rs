@@ -136,6 +136,7 @@ fn card_context(view: &ProposalView, me: &User, policy: &Policy, now: i64) -> Va
         view => super::templates::ser(view),
         state => view.state.name(),
         count => view.manifest.cohort_size,
+        manifest_summary => super::manifest::summary_of_hex(&view.manifest_hex).unwrap_or_default(),
         can_decide => panel.is_ok(),
         why_not => panel.err(),
         can_edit => matches!(view.state, ProposalState::AwaitingApproval | ProposalState::Blocked),

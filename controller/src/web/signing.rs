@@ -1,11 +1,12 @@
-//! The card script (`controller/static/card.js`) builds and signs approval bytes itself. These
-//! tests tie its constants to the golden vector `proto/tests/vectors/approval.hex` and its
-//! algorithm to `airlock_proto`'s encoding. In the browser, the script's self-test checks its
+//! The card script (`controller/static/card.js`) decodes manifests and builds and signs approval
+//! bytes itself. These tests tie its constants to the golden vectors `proto/tests/vectors/`
+//! (`approval.hex`, `manifest_*.hex`) and its algorithm to `airlock_proto`'s encoding. In the browser, the script's self-test checks its
 //! own output against the same constants (and the browser test asserts that it passed), so:
 //! script output = constants (browser) = golden vector (here).
 
+use super::manifest::{summary, summary_of_hex};
 use airlock_proto::sig::Domain;
-use airlock_proto::{ApprovalStatement, Decision, Digest, PublicKey};
+use airlock_proto::{ApprovalStatement, Decision, Digest, Manifest, PublicKey, Rollback, Version};
 use ed25519_dalek::{Signer as _, SigningKey};
 
 const SCRIPT: &str = include_str!("../../static/card.js");
@@ -18,10 +19,13 @@ fn constant(name: &str) -> String {
     rest[..end].split('"').skip(1).step_by(2).collect::<Vec<_>>().concat().replace("\\0", "\0")
 }
 
-/// The hex fields of a section of the vector file (`# name` header up to the next header).
-fn vector_section(section: &str) -> String {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/tests/vectors/approval.hex")).unwrap();
+/// A vector file of `proto/tests/vectors/`.
+fn vector(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../proto/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The hex fields of a section of a vector file (`# name` header up to the next header).
+fn section(text: &str, section: &str) -> String {
     let mut inside = false;
     let mut out = String::new();
     for line in text.lines() {
@@ -35,8 +39,19 @@ fn vector_section(section: &str) -> String {
             }
         }
     }
-    assert!(!out.is_empty(), "no section {section:?} in approval.hex");
+    assert!(!out.is_empty(), "no section {section:?}");
     out
+}
+
+/// A manifest vector's body, hex: its signed message without the 20-byte domain.
+pub(super) fn vector_body(text: &str) -> String {
+    let signed = section(text, "signed-message");
+    assert!(signed.starts_with(&hex::encode(Domain::Manifest.prefix())));
+    signed[40..].to_string()
+}
+
+fn vector_section(name: &str) -> String {
+    section(&vector("approval.hex"), name)
 }
 
 /// The script's algorithm, step by step as `approvalMessage` does it, from its own constants.
@@ -103,4 +118,27 @@ fn the_pkcs8_prefix_is_rfc_8410s_ed25519_private_key_info() {
     crate::keys::write(&path, &SigningKey::from_bytes(&[5; 32])).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.split_whitespace().next(), Some(constant("KEY_FILE_TAG").as_str()));
+}
+
+#[test]
+fn the_scripts_manifest_constants_are_the_vectors_and_proto_summarises_them_alike() {
+    for (name, file) in [
+        ("FIRMWARE", "manifest_firmware.hex"),
+        ("CONFIG", "manifest_config.hex"),
+        ("DECOMMISSION", "manifest_decommission.hex"),
+    ] {
+        let body = vector_body(&vector(file));
+        assert_eq!(constant(&format!("GOLDEN_MANIFEST_{name}")), body, "{file}");
+        assert_eq!(Some(constant(&format!("GOLDEN_SUMMARY_{name}"))), summary_of_hex(&body), "{file}");
+    }
+    // The firmware manifest is the one alice approved in approval.hex.
+    let firmware = hex::decode(constant("GOLDEN_MANIFEST_FIRMWARE")).unwrap();
+    assert_eq!(hex::encode(airlock_proto::manifest_digest(&firmware).0), constant("GOLDEN_DIGEST"));
+    // The extra case holds what no vector does, and is what proto encodes for it.
+    let extra = hex::decode(constant("CHECK_MANIFEST_ROLLFORWARD")).unwrap();
+    let m: Manifest<'_> = airlock_proto::decode(&extra).unwrap();
+    assert_eq!(m.rollback, Rollback::Version(Version::new(1, 4, 1)));
+    assert!(m.break_glass && m.expires_at == u64::MAX);
+    assert_eq!(airlock_proto::codec::encode(&m), extra);
+    assert_eq!(constant("CHECK_SUMMARY_ROLLFORWARD"), summary(&m));
 }

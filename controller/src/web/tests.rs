@@ -171,6 +171,9 @@ async fn the_requester_sees_no_approve_button_and_the_api_refuses_her_too() {
     assert!(theirs.contains("id=\"approve\" class=\"approve\" disabled"), "Approve starts disabled: {theirs}");
     assert!(theirs.contains("Install firmware 2.4.1 on 4 devices because the TLS stack leaks keys."));
     assert!(theirs.contains("data-count=\"4\""));
+    let summary = super::manifest::summary_of_hex(ui.card(id).await["manifest_hex"].as_str().unwrap()).unwrap();
+    assert!(summary.contains("| cohort of 4 devices,"), "{summary}");
+    assert!(theirs.contains(&format!("data-summary=\"{summary}\"")), "the script compares its decoding with this");
     // The server refuses her exactly as over the API (she holds no approver role).
     let card = ui.card(id).await;
     let body = ui.decision("alice", &card);
