@@ -18,6 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -88,7 +89,9 @@ impl Browser {
     async fn start() -> Browser {
         // An ephemeral port for chromedriver: bound, read, released, then handed over.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its own process group, so a failed test can end chromedriver and the browsers it started.
         let driver = std::process::Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -129,9 +132,22 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Ends the session (chromedriver quits the browser), then the driver.
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            c.close().await.unwrap();
+        }
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The session ends with the driver (chromedriver closes the browsers it started).
+        if self.client.is_some() {
+            // The test failed before `close`: end the driver's process group, browsers included.
+            let group = format!("-{}", self.driver.id());
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -396,5 +412,6 @@ async fn approvers_sign_in_the_browser_and_the_controller_verifies_both_signatur
     let (_, rejected) = ctl.call("get", &format!("/api/proposals/{second}"), "rita", None).await;
     assert_eq!((rejected["state"].as_str(), rejected["revision"].as_u64()), (Some("rejected"), Some(2)), "{rejected}");
 
+    browser.close().await;
     let _ = writeln!(std::io::stderr(), "web e2e: done in {:.1} s", started.elapsed().as_secs_f64());
 }
