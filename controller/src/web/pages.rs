@@ -75,7 +75,25 @@ pub(super) async fn card(State(s): State<AppState>, WebUser(me): WebUser, Path(i
         Ok(v) => v,
         Err(e) => return workflow_error(&me, e),
     };
-    page(Page::Card, Some(&me), card_context(&view, &me, &s.wf.policy, s.wf.clock.now_ms()))
+    let timeline = match crate::audit::entries(s.wf.store.pool(), Some(id), 200).await {
+        Ok(entries) => entries.iter().map(timeline_entry).collect::<Vec<Value>>(),
+        Err(e) => return internal(e),
+    };
+    let ctx = card_context(&view, &me, &s.wf.policy, s.wf.clock.now_ms());
+    page(Page::Card, Some(&me), context! { timeline => timeline, ..ctx })
+}
+
+/// One audit entry of the proposal's history, with the details people read.
+fn timeline_entry(e: &crate::audit::StoredEntry) -> Value {
+    let mut detail = Vec::new();
+    for key in ["revision", "tier", "state", "reason", "breach", "wave"] {
+        match e.body.get(key) {
+            Some(serde_json::Value::String(v)) if !v.is_empty() => detail.push(format!("{key}: {v}")),
+            Some(v @ serde_json::Value::Number(_)) => detail.push(format!("{key}: {v}")),
+            _ => {}
+        }
+    }
+    context! { seq => e.seq, at => e.at_ms, actor => e.actor.clone(), kind => e.kind.clone(), detail => detail.join("; ") }
 }
 
 /// Whether `me` gets the decision panel, and if not, why not. The server decides for real

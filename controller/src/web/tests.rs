@@ -208,6 +208,8 @@ async fn cookie_requests_need_the_script_header_and_this_origin_and_record_card_
         "{html}"
     );
     assert!(html.contains("<td>42 s</td><td>yes</td>"), "time on card and diff opened are shown: {html}");
+    assert!(html.contains("<td>alice</td><td>approved</td><td>revision: 1; reason: read the diff</td>"), "{html}");
+    assert!(html.contains("<td>rita</td><td>proposed</td>"), "the timeline starts with the proposal: {html}");
     let (_, dash) = ui.page("carol", "/ui/dashboard").await;
     assert!(
         dash.contains("id=\"diff-opened-rate\">100.0%") && dash.contains("id=\"median-card-secs\">42.0 s"),
@@ -231,6 +233,8 @@ async fn no_page_shows_a_secret_value() {
             let (status, html) = ui.page(who, &path).await;
             assert_eq!(status, 200, "{path}: {html}");
             assert!(!html.contains("hunter2"), "secret on {path} for {who}");
+            // Nor in the manifest bytes the card carries for the browser to decode.
+            assert!(!html.contains(&hex::encode("hunter2")), "secret (as hex) on {path} for {who}");
         }
     }
     let (_, card) = ui.page("alice", &format!("/ui/proposals/{id}")).await;
