@@ -373,6 +373,11 @@ async fn approvers_sign_in_the_browser_and_the_controller_verifies_both_signatur
     c.goto(&format!("{base}/ui/dashboard")).await.unwrap();
     wait_text(c, "#diff-opened-rate", "100.0%").await;
     assert!(c.find(Locator::Css("#chart-by-requester svg")).await.is_ok());
+    c.set_window_size(1280, 1400).await.unwrap();
+    let dashboard = shot.with_file_name("dashboard.png");
+    std::fs::write(&dashboard, c.screenshot().await.unwrap()).unwrap();
+    let _ = writeln!(std::io::stderr(), "web e2e: dashboard screenshot at {}", dashboard.display());
+    c.set_window_size(1280, 1000).await.unwrap();
 
     // A safer alternative is an edit in one click, and a rejection needs only the key and a reason.
     let spec = json!({

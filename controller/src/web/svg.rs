@@ -8,6 +8,8 @@ const LABEL: f64 = 150.0;
 const VALUE: f64 = 70.0;
 const ROW: f64 = 22.0;
 const BAR: f64 = 14.0;
+/// The visible title's band at the top of every chart.
+const HEAD: f64 = 20.0;
 
 /// Colours of successive series (and of stack segments), readable on white.
 pub const PALETTE: [&str; 8] = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#718096", "#c53030", "#b7791f"];
@@ -44,6 +46,11 @@ fn open(title: &str, height: f64) -> String {
     )
 }
 
+/// [`open`] with the title also drawn, in bold, above the chart.
+fn open_titled(title: &str, height: f64) -> String {
+    format!(r#"{}<text x="0" y="14" font-weight="bold">{}</text>"#, open(title, height), escape(title))
+}
+
 fn legend(s: &mut String, series: &[&str], y: f64) {
     let mut x = LABEL;
     for (i, name) in series.iter().enumerate() {
@@ -68,13 +75,13 @@ pub fn bars(title: &str, series: &[&str], rows: &[(String, Vec<f64>)], unit: &st
     }
     let per_row = series.len().max(1) as f64;
     let group = BAR * per_row + (ROW - BAR);
-    let top = if series.len() > 1 { 22.0 } else { 4.0 };
+    let top = HEAD + if series.len() > 1 { 22.0 } else { 4.0 };
     let height = top + group * rows.len() as f64 + 4.0;
     let max = rows.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0_f64, f64::max);
     let span = WIDTH - LABEL - VALUE;
-    let mut s = open(title, height);
+    let mut s = open_titled(title, height);
     if series.len() > 1 {
-        legend(&mut s, series, 14.0);
+        legend(&mut s, series, HEAD + 14.0);
     }
     for (r, (label, values)) in rows.iter().enumerate() {
         let y0 = top + group * r as f64;
@@ -113,11 +120,11 @@ pub fn stacked(title: &str, series: &[&str], rows: &[(String, Vec<f64>)], totals
     if rows.is_empty() {
         return empty(title);
     }
-    let top = 22.0;
+    let top = HEAD + 22.0;
     let height = top + ROW * rows.len() as f64 + 4.0;
     let span = WIDTH - LABEL - VALUE;
-    let mut s = open(title, height);
-    legend(&mut s, series, 14.0);
+    let mut s = open_titled(title, height);
+    legend(&mut s, series, HEAD + 14.0);
     for (r, (label, values)) in rows.iter().enumerate() {
         let y = top + ROW * r as f64;
         let total = totals.get(r).copied().unwrap_or(0.0).max(values.iter().sum());
@@ -189,6 +196,7 @@ mod tests {
         assert_eq!(w[1], WIDTH - LABEL - VALUE, "the largest value spans the chart");
         assert!((w[0] - w[1] / 4.0).abs() < 0.2 && (w[2] - w[1] / 8.0).abs() < 0.2, "{w:?}");
         assert!(svg.contains(">40 s</text>") && svg.contains(">median</text>") && svg.starts_with("<svg"));
+        assert!(svg.contains(r#"font-weight="bold">Approval time</text>"#), "the title is drawn: {svg}");
         assert!(svg.ends_with("</svg>"));
     }
 
