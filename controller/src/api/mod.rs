@@ -1,5 +1,6 @@
 //! The HTTP API: JSON over axum, a bearer token on every route but `/healthz` and
-//! `/openapi.json`, roles checked per route (and separation of duties in the workflow).
+//! `/openapi.json`, roles checked per route (and separation of duties in the workflow). The web
+//! UI's scripts call the same routes with its session cookie instead ([`auth`]).
 //! `docs/api.md` is the reference.
 //!
 //! # Layout
