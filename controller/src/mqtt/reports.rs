@@ -12,13 +12,17 @@
 //! two controller replicas, is accepted once. Reports are handled in batches of up to [`BATCH`]
 //! in one transaction, so a wave of reports costs one commit per batch, not one per report.
 //!
-//! An accepted report goes to the rollout engine as a [`DeviceReport`] without waiting: if the
-//! engine's channel is full (or nobody drains it yet), the report is logged and dropped there.
-//! Every refusal is counted (`report_dropped_<reason>`) and logged with the device and reason.
+//! An accepted report goes to the rollout engine as a [`DeviceReport`]: if the engine's channel
+//! is full, it waits up to [`ENGINE_WAIT`] for room (a busy engine slows the bus down rather
+//! than losing reports), then is logged and dropped. Every refusal is counted
+//! (`report_dropped_<reason>`) and logged with the device and reason.
 
 use super::stats::Stats;
 use crate::registry::{self, Seen};
 use crate::rollout::transport::DeviceReport;
+
+/// How long a report waits for room in the rollout engine's queue.
+pub const ENGINE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::store::Store;
 use crate::workflow::Clock;
 use airlock_proto::limits::MAX_REPORT;
@@ -110,12 +114,27 @@ impl Reports {
             self.last.insert(report.device.clone(), (key, report.counter));
             self.stats.bump("report_accepted");
             tracing::debug!(device = %report.device, counter = report.counter, event = %event_name(&report.event), "report accepted");
-            match self.engine.try_send(report) {
+            // A busy engine holds reports back a while (and the bus's queue with them) before one
+            // is dropped; an engine that does not run at all must not stop the bus.
+            let sent = match self.engine.try_send(report) {
+                Err(mpsc::error::TrySendError::Full(r)) => {
+                    match tokio::time::timeout(ENGINE_WAIT, self.engine.reserve()).await {
+                        Ok(Ok(permit)) => {
+                            permit.send(r);
+                            Ok(())
+                        }
+                        Ok(Err(_)) => Err(mpsc::error::TrySendError::Closed(r)),
+                        Err(_) => Err(mpsc::error::TrySendError::Full(r)),
+                    }
+                }
+                other => other,
+            };
+            match sent {
                 Ok(()) => self.stats.bump("report_forwarded"),
                 Err(mpsc::error::TrySendError::Full(r)) => {
                     self.stats.bump("report_engine_full");
                     tracing::warn!(device = %r.device, counter = r.counter, event = %event_name(&r.event),
-                        "report accepted but the rollout engine's queue is full (is it running?): not forwarded");
+                        "report accepted but the rollout engine's queue stayed full (is it running?): not forwarded");
                 }
                 Err(mpsc::error::TrySendError::Closed(r)) => {
                     self.stats.bump("report_engine_closed");

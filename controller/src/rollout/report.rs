@@ -14,52 +14,116 @@ impl<T: Transport> Engine<T> {
     /// above the last applied for this device). A report for an aborted rollout that shows the
     /// device running the change (installed, confirmed) gets it a revert command at once.
     pub async fn on_report(&self, report: DeviceReport) -> Result<(), RolloutError> {
-        if let Event::Status(status) = &report.event {
-            return self.on_status(&report.device, status, report.counter).await;
+        self.on_reports(vec![report]).await
+    }
+
+    /// Applies verified device reports in order, the events about manifests in one
+    /// transaction (a fleet sends several per device; one commit each could not keep up with
+    /// 10,000 devices). Status reports are handled one by one after them. If the transaction
+    /// fails, each report is tried alone, so one bad report cannot hold back the others.
+    pub async fn on_reports(&self, reports: Vec<DeviceReport>) -> Result<(), RolloutError> {
+        let (statuses, events): (Vec<_>, Vec<_>) =
+            reports.into_iter().partition(|r| matches!(r.event, Event::Status(_)));
+        if !events.is_empty() {
+            match self.apply_events(&events).await {
+                Ok(owed) => {
+                    for id in owed {
+                        self.revert_aborted(id).await?;
+                    }
+                }
+                Err(e) if events.len() > 1 => {
+                    tracing::warn!(error = %e, reports = events.len(), "applying a batch of reports failed; one by one");
+                    let mut first = None;
+                    for r in events {
+                        match self.apply_events(std::slice::from_ref(&r)).await {
+                            Ok(owed) => {
+                                for id in owed {
+                                    self.revert_aborted(id).await?;
+                                }
+                            }
+                            Err(e) => {
+                                first.get_or_insert(e);
+                            }
+                        }
+                    }
+                    if let Some(e) = first {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let Some(digest) = event_digest(&report.event) else { return Ok(()) };
-        let Ok(counter) = i64::try_from(report.counter) else {
-            tracing::warn!(device = report.device, counter = report.counter, "report counter out of range; ignored");
-            return Ok(());
-        };
-        let now = self.wf.clock.now_ms();
-        let mut tx = self.wf.store.pool().begin().await?;
-        let Some(rollout) = repo::rollout_by_digest(&mut tx, &hex::encode(digest.0)).await? else {
-            tx.rollback().await?;
-            return Ok(());
-        };
-        let id = rollout.proposal_id;
-        let Some(row) = repo::device(&mut tx, id, &report.device).await? else {
-            tracing::debug!(proposal = id, device = report.device, "report from a device outside the rollout; ignored");
-            tx.rollback().await?;
-            return Ok(());
-        };
-        if row.last_counter.is_some_and(|last| counter <= last) {
-            tx.rollback().await?;
-            return Ok(());
-        }
-        let (state, detail) = match transition(row.state, &report.event) {
-            Some((state, detail)) => (state, detail.map(str::to_string)),
-            // A sign of life only: the state and its detail stay.
-            None => (row.state, row.detail.clone()),
-        };
-        let applied =
-            repo::apply_report(&mut tx, id, &report.device, row.state, state, detail.as_deref(), counter, now).await?;
-        if !applied {
-            // A newer report for this device won the race; this one is stale.
-            tx.rollback().await?;
-            return Ok(());
-        }
-        tx.commit().await?;
-        let runs_change = matches!(state, DeviceState::Installed | DeviceState::Confirmed) && state != row.state;
-        if rollout.state == RolloutState::Aborted && runs_change {
-            let m = {
-                let mut conn = self.wf.store.pool().acquire().await?;
-                self.material(&mut conn, id, rollout.revision).await?
-            };
-            self.revert_owed(id, &m).await?;
+        for r in statuses {
+            if let Event::Status(status) = &r.event {
+                self.on_status(&r.device, status, r.counter).await?;
+            }
         }
         Ok(())
+    }
+
+    /// One transaction for `reports` (none of them a status); the aborted rollouts in which a
+    /// device now runs the change and is owed a revert command.
+    async fn apply_events(&self, reports: &[DeviceReport]) -> Result<Vec<i64>, RolloutError> {
+        let now = self.wf.clock.now_ms();
+        let mut owed = Vec::new();
+        let mut rollouts = std::collections::HashMap::new();
+        let mut tx = self.wf.store.pool().begin().await?;
+        for report in reports {
+            let Some(digest) = event_digest(&report.event) else { continue };
+            let Ok(counter) = i64::try_from(report.counter) else {
+                tracing::warn!(
+                    device = report.device,
+                    counter = report.counter,
+                    "report counter out of range; ignored"
+                );
+                continue;
+            };
+            let digest = hex::encode(digest.0);
+            let rollout = match rollouts.get(&digest) {
+                Some(r) => r,
+                None => {
+                    let found = repo::rollout_by_digest(&mut tx, &digest).await?;
+                    rollouts.entry(digest).or_insert(found)
+                }
+            };
+            let Some(rollout) = rollout else { continue };
+            let id = rollout.proposal_id;
+            let Some(row) = repo::device(&mut tx, id, &report.device).await? else {
+                tracing::debug!(
+                    proposal = id,
+                    device = report.device,
+                    "report from a device outside the rollout; ignored"
+                );
+                continue;
+            };
+            if row.last_counter.is_some_and(|last| counter <= last) {
+                continue;
+            }
+            let (state, detail) = match transition(row.state, &report.event) {
+                Some((state, detail)) => (state, detail.map(str::to_string)),
+                // A sign of life only: the state and its detail stay.
+                None => (row.state, row.detail.clone()),
+            };
+            let applied =
+                repo::apply_report(&mut tx, id, &report.device, row.state, state, detail.as_deref(), counter, now)
+                    .await?;
+            let runs_change = matches!(state, DeviceState::Installed | DeviceState::Confirmed) && state != row.state;
+            if applied && rollout.state == RolloutState::Aborted && runs_change && !owed.contains(&id) {
+                owed.push(id);
+            }
+        }
+        tx.commit().await?;
+        Ok(owed)
+    }
+
+    /// Sends the revert commands an aborted rollout owes (a device reported running it late).
+    async fn revert_aborted(&self, id: i64) -> Result<(), RolloutError> {
+        let m = {
+            let mut conn = self.wf.store.pool().acquire().await?;
+            let Some(r) = repo::rollout(&mut conn, id).await? else { return Ok(()) };
+            self.material(&mut conn, id, r.revision).await?
+        };
+        self.revert_owed(id, &m).await
     }
 }
 

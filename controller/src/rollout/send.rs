@@ -14,6 +14,9 @@ use sqlx::AnyConnection;
 /// act on it when it reconnects (the broker keeps it in the device's persistent session).
 const REVERT_LIFETIME_SECS: u64 = 7 * 86_400;
 
+/// Most deliveries one tick sends (the rollout loop applies reports between ticks).
+pub const SEND_PER_TICK: usize = 512;
+
 impl<T: Transport> Engine<T> {
     /// One step of every rollout with work to do: silent devices time out, the current wave is
     /// judged (next wave, completion, breach), deliveries go out within the rate limit, revert
@@ -76,11 +79,12 @@ impl<T: Transport> Engine<T> {
     }
 
     /// Sends to pending devices of the current wave, one transaction per device, while the rate
-    /// limit allows and the rollout is still rolling out in that wave.
+    /// limit allows and the rollout is still rolling out in that wave; at most
+    /// [`SEND_PER_TICK`] per call, so reports are applied in between.
     async fn send_wave(&self, id: i64, m: &Material) -> Result<usize, RolloutError> {
         let release = m.release()?;
         let mut sent = 0;
-        loop {
+        while sent < SEND_PER_TICK {
             let now = self.wf.clock.now_ms();
             let mut tx = self.wf.store.pool().begin().await?;
             let Some(r) = repo::lock(&mut tx, id).await?.filter(|r| r.state == RolloutState::RollingOut) else {

@@ -207,16 +207,19 @@ pub async fn run(
     served
 }
 
-/// The rollout loop: once a second, start rollouts for newly signed proposals and advance every
+/// The rollout loop: four times a second, start rollouts for newly signed proposals and advance every
 /// rollout (sends within the rate limit, device timeouts, wave decisions); in between, apply each
 /// verified device report as it arrives. Errors are logged and retried on the next tick: every
 /// decision is its own transaction, so nothing is half-done.
+/// Device reports applied in one transaction, at most.
+const REPORT_BATCH: usize = 512;
+
 async fn drive_rollouts(
     engine: Arc<crate::rollout::Engine<crate::mqtt::bus::Bus>>,
     mut reports: tokio::sync::mpsc::Receiver<crate::rollout::transport::DeviceReport>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -228,8 +231,16 @@ async fn drive_rollouts(
                 }
             }
             Some(r) = reports.recv() => {
-                if let Err(e) = engine.on_report(r).await {
-                    tracing::warn!(error = %e, "applying a device report failed");
+                // Whatever else is waiting goes in the same transaction.
+                let mut batch = vec![r];
+                while batch.len() < REPORT_BATCH {
+                    match reports.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = engine.on_reports(batch).await {
+                    tracing::warn!(error = %e, "applying device reports failed");
                 }
             }
             _ = stop.changed() => break,
