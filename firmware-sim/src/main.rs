@@ -2,6 +2,7 @@
 //! simulated fleet attached (`serve`), or measure the fleet at scale (`bench`).
 
 use airlock_controller::cli::serve::{first_run_text, init_logging, shutdown, ServeArgs};
+use airlock_sim::bench::fleet::{BenchConfig, BenchResult};
 use airlock_sim::controller::{Broker, Controller};
 use airlock_sim::fleet::{Fleet, FleetOptions};
 use airlock_sim::run::{run, Options, Target};
@@ -50,6 +51,33 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Measure one rollout to a whole fleet, with the controller in its own process.
+    #[command(
+        after_help = "Examples:\n  airlock-sim bench --devices 1000\n  airlock-sim bench --devices 10000 --mqtt-url mqtt://127.0.0.1:1883\n\nPrints one table row (docs/benchmarks.md has the figures and how they were taken)."
+    )]
+    Bench {
+        /// Fleet size.
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        /// Image size in KiB.
+        #[arg(long, default_value_t = 256)]
+        image_kib: u32,
+        /// Use this external broker (default: the controller's embedded rumqttd).
+        #[arg(long, value_name = "URL")]
+        mqtt_url: Option<String>,
+        /// Policy directory of the controller.
+        #[arg(long, default_value = "./policies", value_name = "DIR")]
+        policies: PathBuf,
+        /// Longest wait for the rollout, seconds.
+        #[arg(long, default_value_t = 1200)]
+        timeout: u64,
+        /// Also write the result as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// The controller alone, exactly as `airlock serve` (the benchmark runs it as a child).
+    #[command(hide = true)]
+    Controller(ServeArgs),
     /// The controller (as `airlock serve`) with a simulated fleet attached.
     Serve {
         #[command(flatten)]
@@ -78,6 +106,20 @@ fn main() -> ExitCode {
                 run_scenarios(scenarios, devices, mqtt_url, controller, data, policies, json).await
             }
             Command::Serve { serve, devices, fleet } => serve_with_fleet(serve, devices, fleet).await,
+            Command::Controller(args) => airlock_controller::cli::serve::run(&args)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(|e| SimError::Controller(e.to_string())),
+            Command::Bench { devices, image_kib, mqtt_url, policies, timeout, json } => {
+                let cfg = BenchConfig {
+                    devices,
+                    image_kib,
+                    broker: mqtt_url,
+                    policies,
+                    timeout: std::time::Duration::from_secs(timeout),
+                };
+                bench(cfg, json).await
+            }
         }
     });
     match result {
@@ -175,9 +217,11 @@ async fn serve_with_fleet(args: ServeArgs, devices: usize, fleet: Option<PathBuf
          AIRLOCK_TOKEN=$(grep '^rita ' {data}/tokens.txt | cut -d' ' -f2) airlock{server} propose --file {}\n  \
          AIRLOCK_TOKEN=$(grep '^alice ' {data}/tokens.txt | cut -d' ' -f2) airlock{server} approve ID --key {data}/keys/users/alice.key\n  \
          AIRLOCK_TOKEN=$(grep '^carol ' {data}/tokens.txt | cut -d' ' -f2) airlock{server} approve ID --key {data}/keys/users/carol.key\n  \
-         curl -s -H \"authorization: Bearer $AIRLOCK_TOKEN\" {}/api/proposals/ID/rollout   # waves filling up",
+         curl -s -H \"authorization: Bearer $AIRLOCK_TOKEN\" {}/api/proposals/ID/rollout   # waves filling up\n  \
+         or in a browser: {}/ui/ (sign in with a token; approvers import their key file on the card)",
         fleet.devices.len(),
         proposal.display(),
+        ctl.base,
         ctl.base,
         data = args.data.display(),
     );
@@ -185,6 +229,21 @@ async fn serve_with_fleet(args: ServeArgs, devices: usize, fleet: Option<PathBuf
     let _ = fleet.shutdown(&Default::default()).await;
     ctl.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn bench(cfg: BenchConfig, json: Option<PathBuf>) -> Result<ExitCode, SimError> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let result = airlock_sim::bench::fleet::run(&cfg, |m| bar.set_message(m.to_string())).await;
+    bar.finish_and_clear();
+    let r = result?;
+    println!("{}", BenchResult::header());
+    println!("{}", r.row());
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&r).map_err(|e| SimError::Io(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| SimError::Io(format!("{}: {e}", path.display())))?;
+    }
+    Ok(if r.confirmed == r.devices { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn fleet_summary(s: &Scenario) -> String {
