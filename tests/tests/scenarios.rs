@@ -40,6 +40,31 @@ async fn play(file: &str) {
     assert!(report.expectations.len() >= 3, "{table}");
 }
 
+/// The expectations can fail: the bad canary, expected to complete, fails the run with what was
+/// seen, and the binary would exit non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_expectation_fails_the_run_and_says_what_was_seen() {
+    let mut scenario = Scenario::load(&repo().join("firmware-sim/scenarios/bad-firmware-canary.toml")).unwrap();
+    scenario.expect.truncate(1);
+    scenario.expect[0].state = Some("completed".into());
+    scenario.expect[0].stopped_in_wave = None;
+    let opts = Options {
+        target: Target::InProcess {
+            broker: Broker::Embedded(([127, 0, 0, 1], 0).into()),
+            policies: repo().join("policies"),
+        },
+        devices: Some(100),
+        progress: false,
+    };
+    let report = run(&scenario, &opts).await.unwrap();
+    let table = report.table();
+    assert!(!report.passed(), "{table}");
+    let failed: Vec<_> = report.expectations.iter().filter(|c| !c.passed).collect();
+    assert_eq!(failed.len(), 1, "{table}");
+    assert_eq!((failed[0].expected.as_str(), failed[0].actual.as_str()), ("fw: rollout completed", "aborted"));
+    assert!(table.contains("FAIL  fw: rollout completed  (saw aborted)") && table.trim_end().ends_with("FAILED"));
+}
+
 macro_rules! scenarios {
     ($($name:ident => $file:literal),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
