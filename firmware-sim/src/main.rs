@@ -140,8 +140,10 @@ async fn run_scenarios(
     policies: PathBuf,
     json: Option<PathBuf>,
 ) -> Result<ExitCode, SimError> {
+    // The agents' own logs are off: power cuts and bad links are what the simulator injects
+    // (RUST_LOG=airlock_agent=warn shows them).
     let logging = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rumqttd=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rumqttd=off,airlock_agent=off"));
     let _ = tracing_subscriber::fmt().with_env_filter(logging).with_writer(std::io::stderr).try_init();
     let scenarios = paths.iter().map(|p| Scenario::load(p)).collect::<Result<Vec<_>, _>>()?;
     let target = match (controller, data) {
