@@ -55,6 +55,18 @@ pub(super) async fn enroll(
     });
     s.wf.record(&mut tx, &caller.0.name, "device_enrolled", None, entry).await?;
     tx.commit().await.map_err(AppError::internal)?;
+    if !done.existed && s.delivery.as_ref().is_some_and(|dl| dl.info.embedded) {
+        let enrolled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices")
+            .fetch_one(s.wf.store.pool())
+            .await
+            .map_err(AppError::internal)?;
+        if enrolled as u64 == crate::mqtt::EMBEDDED_BROKER_DEVICES + 1 {
+            tracing::warn!(
+                enrolled,
+                "more devices than the embedded broker carries well: run Mosquitto (--mqtt-url, deploy/mosquitto; see docs/benchmarks.md)"
+            );
+        }
+    }
     let device = crate::registry::get(s.wf.store.pool(), &d.id).await?.unwrap_or(d);
     let mqtt = BrokerLogin {
         url: s.delivery.as_ref().map(|dl| dl.info.url.clone()),
