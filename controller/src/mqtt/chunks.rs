@@ -1,7 +1,7 @@
 //! Answering chunk requests from the artifact store.
 //!
 //! A device asks for `[offset, offset + len)` of an image by digest (first `window × chunk_size`,
-//! then one chunk at a time, and again from its last good byte after a timeout). The answer is
+//! then half a window at a time, and again from its last good byte after a timeout). The answer is
 //! that range in pieces of the image's chunk size, each a [`Chunk`] on the device's `chunk`
 //! topic. The chunk size is the one in the signed manifest: a device abandons a download on a
 //! chunk larger than its manifest says, so when several manifests name one image the smallest

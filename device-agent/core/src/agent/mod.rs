@@ -497,10 +497,13 @@ impl<F: NorFlash> Agent<F> {
                 push(&mut out, Output::Report(event));
             }
             if !self.paused && d.requested < d.image.size {
+                // The window refills half at a time: half the requests of one per chunk, and
+                // never less than half the window in flight.
                 let window = u32::from(self.settings.window.max(1)) * d.chunk;
-                if d.requested - at < window {
+                let refill = (window / 2 / d.chunk).max(1) * d.chunk;
+                if d.requested - at <= window - refill {
                     let from = d.requested;
-                    push(&mut out, Output::RequestChunks(request(d, from, d.chunk)));
+                    push(&mut out, Output::RequestChunks(request(d, from, refill)));
                 }
             }
             return Ok(out);

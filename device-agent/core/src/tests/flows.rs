@@ -123,13 +123,25 @@ fn the_device_never_has_more_than_its_window_in_flight() {
         panic!("no request")
     };
     assert_eq!((first.offset, first.len), (0, window));
-    // Each chunk that arrives asks for exactly one more.
+    // The window refills half at a time: the first chunk asks for nothing (three in flight),
+    // the second for half a window (back to four), and so on.
     let rt = Runtime::new(&img);
-    let out = agent.handle(NOW, Input::Chunk(&rt.chunk_bytes(0, CHUNK))).unwrap();
-    let reqs: Vec<_> =
-        out.iter().filter_map(|o| if let Output::RequestChunks(r) = o { Some(*r) } else { None }).collect();
-    assert_eq!(reqs.len(), 1);
-    assert_eq!((reqs[0].offset, reqs[0].len), (window, CHUNK));
+    let half = window / 2;
+    let mut requested = window;
+    for k in 0..8u32 {
+        let out = agent.handle(NOW, Input::Chunk(&rt.chunk_bytes(k * CHUNK, CHUNK))).unwrap();
+        let reqs: Vec<_> =
+            out.iter().filter_map(|o| if let Output::RequestChunks(r) = o { Some(*r) } else { None }).collect();
+        if k % 2 == 0 {
+            assert!(reqs.is_empty(), "chunk {k}: {reqs:?}");
+        } else {
+            assert_eq!(reqs.len(), 1, "chunk {k}");
+            assert_eq!((reqs[0].offset, reqs[0].len), (requested, half), "chunk {k}");
+            requested += half;
+        }
+        let in_flight = requested - (k + 1) * CHUNK;
+        assert!((half..=window).contains(&in_flight), "chunk {k}: {in_flight} bytes in flight");
+    }
 }
 
 #[test]
