@@ -77,6 +77,25 @@ pub enum Event {
     Decommissioned { manifest: Digest },
 }
 
+impl Event {
+    /// The manifest the event is about, if it names one.
+    pub const fn manifest(&self) -> Option<Digest> {
+        match *self {
+            Event::Accepted { manifest }
+            | Event::Progress { manifest, .. }
+            | Event::Installed { manifest }
+            | Event::Confirmed { manifest, .. }
+            | Event::ConfigApplied { manifest, .. }
+            | Event::ConfigConfirmed { manifest, .. }
+            | Event::Decommissioned { manifest } => Some(manifest),
+            Event::Refused { manifest, .. }
+            | Event::Reverted { manifest, .. }
+            | Event::ConfigReverted { manifest, .. } => manifest,
+            Event::Status(_) => None,
+        }
+    }
+}
+
 /// A report body (domain `"airlock/v1/report\0"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report<'a> {

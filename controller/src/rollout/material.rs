@@ -9,7 +9,7 @@ use crate::release::Release;
 use crate::store::corrupt;
 use crate::workflow::spec::{RolloutPlan, Spec};
 use airlock_proto::build::SignedOwned;
-use airlock_proto::{Action, Approval, Decision, Digest, Domain, Manifest, Signature};
+use airlock_proto::{Action, Approval, Decision, Domain, Manifest, Signature};
 use sqlx::{AnyConnection, Row};
 use std::sync::Arc;
 
@@ -152,20 +152,4 @@ async fn approvals(conn: &mut AnyConnection, id: i64, revision: u32) -> Result<V
             Ok(Approval { approver, decision: Decision::Approve, signature: Signature::from(signature) })
         })
         .collect()
-}
-
-/// The digest of an event's manifest, if it names one.
-pub(crate) fn event_digest(e: &airlock_proto::Event) -> Option<Digest> {
-    use airlock_proto::Event::*;
-    match *e {
-        Accepted { manifest }
-        | Progress { manifest, .. }
-        | Installed { manifest }
-        | Confirmed { manifest, .. }
-        | ConfigApplied { manifest, .. }
-        | ConfigConfirmed { manifest, .. }
-        | Decommissioned { manifest } => Some(manifest),
-        Refused { manifest, .. } | Reverted { manifest, .. } | ConfigReverted { manifest, .. } => manifest,
-        Status(_) => None,
-    }
 }

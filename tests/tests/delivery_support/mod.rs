@@ -345,18 +345,5 @@ pub async fn stop_all(devs: Vec<Dev>) {
 
 /// Whether `e` is about the manifest with this hex digest.
 pub fn names_manifest(e: &Event, digest_hex: &str) -> bool {
-    let m = match e {
-        Event::Accepted { manifest }
-        | Event::Progress { manifest, .. }
-        | Event::Installed { manifest }
-        | Event::Confirmed { manifest, .. }
-        | Event::ConfigApplied { manifest, .. }
-        | Event::ConfigConfirmed { manifest, .. }
-        | Event::Decommissioned { manifest } => Some(*manifest),
-        Event::Refused { manifest, .. } | Event::Reverted { manifest, .. } | Event::ConfigReverted { manifest, .. } => {
-            *manifest
-        }
-        Event::Status(_) => None,
-    };
-    m.is_some_and(|m| hex::encode(m.as_ref()) == digest_hex)
+    e.manifest().is_some_and(|m| hex::encode(m.as_ref()) == digest_hex)
 }
