@@ -146,12 +146,16 @@ pub mod tree {
         /// Builds the tree over device ids, in the given order.
         pub fn new<S: AsRef<[u8]>>(ids: &[S]) -> Self {
             let leaves: Vec<Digest> = ids.iter().map(|id| leaf_hash(id.as_ref())).collect();
-            let root = root(&leaves);
             let mut levels = alloc::vec![leaves];
             while let Some(level) = levels.last().filter(|l| l.len() > 1) {
                 let up = level.chunks(2).map(|c| if let [l, r] = c { node_hash(l, r) } else { c[0] }).collect();
                 levels.push(up);
             }
+            // The top level's one node; an empty tree's root is defined apart.
+            let root = match levels.last().map(Vec::as_slice) {
+                Some([top]) => *top,
+                _ => root(&[]),
+            };
             CohortTree { levels, root }
         }
 
