@@ -56,16 +56,7 @@ pub(super) async fn enroll(
     s.wf.record(&mut tx, &caller.0.name, "device_enrolled", None, entry).await?;
     tx.commit().await.map_err(AppError::internal)?;
     if !done.existed && s.delivery.as_ref().is_some_and(|dl| dl.info.embedded) {
-        let enrolled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices")
-            .fetch_one(s.wf.store.pool())
-            .await
-            .map_err(AppError::internal)?;
-        if enrolled as u64 == crate::mqtt::EMBEDDED_BROKER_DEVICES + 1 {
-            tracing::warn!(
-                enrolled,
-                "more devices than the embedded broker carries well: run Mosquitto (--mqtt-url, deploy/mosquitto; see docs/benchmarks.md)"
-            );
-        }
+        warn_past_embedded_limit(s.wf.store.pool()).await?;
     }
     let device = crate::registry::get(s.wf.store.pool(), &d.id).await?.unwrap_or(d);
     let mqtt = BrokerLogin {
@@ -139,6 +130,28 @@ pub(super) async fn metrics(
     _caller: Caller,
 ) -> Result<Json<crate::metrics::Metrics>, AppError> {
     Ok(Json(crate::metrics::compute(s.wf.store.pool()).await?))
+}
+
+/// Warns once per process when the embedded broker has more devices than it carries well. Until
+/// then each enrolment looks at most that many index entries past the first; after, nothing.
+async fn warn_past_embedded_limit(pool: &sqlx::AnyPool) -> Result<(), AppError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if WARNED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let past: Option<String> = sqlx::query_scalar("SELECT id FROM devices ORDER BY id LIMIT 1 OFFSET $1")
+        .bind(crate::mqtt::EMBEDDED_BROKER_DEVICES as i64)
+        .fetch_optional(pool)
+        .await
+        .map_err(AppError::internal)?;
+    if past.is_some() && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            limit = crate::mqtt::EMBEDDED_BROKER_DEVICES,
+            "more devices than the embedded broker carries well: run Mosquitto (--mqtt-url, deploy/mosquitto; see docs/benchmarks.md)"
+        );
+    }
+    Ok(())
 }
 
 pub(super) async fn prometheus(State(s): State<AppState>, _caller: Caller) -> Result<impl IntoResponse, AppError> {
