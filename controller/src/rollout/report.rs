@@ -1,7 +1,6 @@
 //! Device reports: each event about a rollout's manifest moves that device's row, once, in
 //! counter order. Nothing is audited per device (the wave transitions are, with counts).
 
-use super::material::event_digest;
 use super::repo;
 use super::{DeviceReport, DeviceState, Engine, RolloutError, RolloutState, Transport};
 use airlock_proto::{Action, Event, Manifest, Status};
@@ -26,29 +25,10 @@ impl<T: Transport> Engine<T> {
             reports.into_iter().partition(|r| matches!(r.event, Event::Status(_)));
         if !events.is_empty() {
             match self.apply_events(&events).await {
-                Ok(owed) => {
-                    for id in owed {
-                        self.revert_aborted(id).await?;
-                    }
-                }
+                Ok(owed) => self.revert_aborted(owed).await?,
                 Err(e) if events.len() > 1 => {
                     tracing::warn!(error = %e, reports = events.len(), "applying a batch of reports failed; one by one");
-                    let mut first = None;
-                    for r in events {
-                        match self.apply_events(std::slice::from_ref(&r)).await {
-                            Ok(owed) => {
-                                for id in owed {
-                                    self.revert_aborted(id).await?;
-                                }
-                            }
-                            Err(e) => {
-                                first.get_or_insert(e);
-                            }
-                        }
-                    }
-                    if let Some(e) = first {
-                        return Err(e);
-                    }
+                    self.apply_one_by_one(&events).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -61,6 +41,21 @@ impl<T: Transport> Engine<T> {
         Ok(())
     }
 
+    /// After a failed batch: each report in its own transaction; the first error, once all
+    /// were tried.
+    async fn apply_one_by_one(&self, events: &[DeviceReport]) -> Result<(), RolloutError> {
+        let mut first = None;
+        for r in events {
+            match self.apply_events(std::slice::from_ref(r)).await {
+                Ok(owed) => self.revert_aborted(owed).await?,
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
     /// One transaction for `reports` (none of them a status); the aborted rollouts in which a
     /// device now runs the change and is owed a revert command.
     async fn apply_events(&self, reports: &[DeviceReport]) -> Result<Vec<i64>, RolloutError> {
@@ -69,7 +64,7 @@ impl<T: Transport> Engine<T> {
         let mut rollouts = std::collections::HashMap::new();
         let mut tx = self.wf.store.pool().begin().await?;
         for report in reports {
-            let Some(digest) = event_digest(&report.event) else { continue };
+            let Some(digest) = report.event.manifest() else { continue };
             let Ok(counter) = i64::try_from(report.counter) else {
                 tracing::warn!(
                     device = report.device,
@@ -116,14 +111,17 @@ impl<T: Transport> Engine<T> {
         Ok(owed)
     }
 
-    /// Sends the revert commands an aborted rollout owes (a device reported running it late).
-    async fn revert_aborted(&self, id: i64) -> Result<(), RolloutError> {
-        let m = {
-            let mut conn = self.wf.store.pool().acquire().await?;
-            let Some(r) = repo::rollout(&mut conn, id).await? else { return Ok(()) };
-            self.material(&mut conn, id, r.revision).await?
-        };
-        self.revert_owed(id, &m).await
+    /// Sends the revert commands aborted rollouts owe (a device reported running one late).
+    async fn revert_aborted(&self, rollouts: Vec<i64>) -> Result<(), RolloutError> {
+        for id in rollouts {
+            let m = {
+                let mut conn = self.wf.store.pool().acquire().await?;
+                let Some(r) = repo::rollout(&mut conn, id).await? else { continue };
+                self.material(&mut conn, id, r.revision).await?
+            };
+            self.revert_owed(id, &m).await?;
+        }
+        Ok(())
     }
 }
 
