@@ -146,10 +146,23 @@ impl Device {
         Self::lock(&self.live).as_ref().is_some_and(|l| l.events.borrow().iter().any(|e| matches!(e, Event::Status(_))))
     }
 
+    /// Whether any event it reported, across restarts, holds `pred` (without copying them).
+    pub fn any_event(&self, pred: impl Fn(&Event) -> bool) -> bool {
+        Self::lock(&self.history).iter().any(&pred)
+            || Self::lock(&self.live).as_ref().is_some_and(|l| l.events.borrow().iter().any(&pred))
+    }
+
     /// Whether it took the manifest with this digest in: reported anything about it but a
     /// refusal (a refused manifest never touched flash).
     pub fn heard(&self, manifest: &Digest) -> bool {
-        self.events().iter().any(|e| !matches!(e, Event::Refused { .. }) && names_manifest(e, manifest))
+        self.any_event(|e| !matches!(e, Event::Refused { .. }) && names_manifest(e, manifest))
+    }
+
+    /// Whether it confirmed the manifest with this digest (firmware or config).
+    pub fn confirmed(&self, manifest: &Digest) -> bool {
+        self.any_event(|e| {
+            matches!(e, Event::Confirmed { manifest: m, .. } | Event::ConfigConfirmed { manifest: m, .. } if m == manifest)
+        })
     }
 
     /// Why its agent could not run, if it could not.
@@ -168,26 +181,9 @@ impl Device {
     }
 }
 
-/// The manifest an event is about, if any.
-pub fn event_manifest(e: &Event) -> Option<Digest> {
-    match e {
-        Event::Accepted { manifest }
-        | Event::Progress { manifest, .. }
-        | Event::Installed { manifest }
-        | Event::Confirmed { manifest, .. }
-        | Event::ConfigApplied { manifest, .. }
-        | Event::ConfigConfirmed { manifest, .. }
-        | Event::Decommissioned { manifest } => Some(*manifest),
-        Event::Refused { manifest, .. } | Event::Reverted { manifest, .. } | Event::ConfigReverted { manifest, .. } => {
-            *manifest
-        }
-        Event::Status(_) => None,
-    }
-}
-
 /// Whether `e` is about the manifest with this digest.
 pub fn names_manifest(e: &Event, manifest: &Digest) -> bool {
-    event_manifest(e).is_some_and(|m| &m == manifest)
+    e.manifest().as_ref() == Some(manifest)
 }
 
 /// What the brick check found.
@@ -403,6 +399,11 @@ impl Fleet {
     /// Devices expected online (neither offline nor failed).
     pub fn expected_online(&self) -> usize {
         self.devices.iter().filter(|d| d.fault != Fault::Offline).count()
+    }
+
+    /// Devices that confirmed the manifest with this digest.
+    pub fn confirmed(&self, manifest: &Digest) -> usize {
+        self.devices.iter().filter(|d| d.confirmed(manifest)).count()
     }
 
     /// Devices online now.

@@ -129,7 +129,7 @@ impl Rogue {
             .iter()
             .filter_map(|(id, bytes)| by_id.get(id.as_str()).map(|d| (*d, bytes)))
             .filter(|(d, _)| d.fault == Fault::Healthy && d.online())
-            .filter(|(d, _)| d.events().iter().any(|e| matches!(e, Event::Confirmed { manifest: m, .. } | Event::ConfigConfirmed { manifest: m, .. } if m == manifest)))
+            .filter(|(d, _)| d.confirmed(manifest))
             .take(targets)
             .collect();
         let outsiders: Vec<&Arc<Device>> = devices

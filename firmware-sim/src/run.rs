@@ -355,26 +355,12 @@ fn unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn card_digest(card: &Value) -> Result<Digest, SimError> {
+pub(crate) fn card_digest(card: &Value) -> Result<Digest, SimError> {
     hex::decode(card["manifest_digest"].as_str().unwrap_or_default())
         .ok()
         .and_then(|d| <[u8; 32]>::try_from(d).ok())
         .map(Digest::from)
         .ok_or_else(|| SimError::Controller(format!("card without a manifest digest: {card}")))
-}
-
-/// Devices that confirmed the proposal's goal.
-fn confirmed(fleet: &Fleet, t: &Tracked) -> u64 {
-    fleet
-        .devices
-        .iter()
-        .filter(|d| {
-            d.events().iter().any(|e| match e {
-                Event::Confirmed { manifest, .. } | Event::ConfigConfirmed { manifest, .. } => manifest == &t.digest,
-                _ => false,
-            })
-        })
-        .count() as u64
 }
 
 async fn sample_for(fleet: &Fleet, tracked: &mut BTreeMap<String, Tracked>, d: Duration) {
@@ -389,7 +375,7 @@ async fn sample_for(fleet: &Fleet, tracked: &mut BTreeMap<String, Tracked>, d: D
 
 fn sample(fleet: &Fleet, t: &mut Tracked) {
     if let Some((at, _)) = t.approved_at {
-        let n = confirmed(fleet, t);
+        let n = fleet.confirmed(&t.digest) as u64;
         if t.samples.last().is_none_or(|(_, last)| *last != n) {
             t.samples.push((at.elapsed().as_secs_f64(), n));
         }
@@ -450,7 +436,7 @@ async fn proposal_report(ctl: &Controller, fleet: &Fleet, t: &Tracked) -> Result
         tier: card["tier"].as_str().unwrap_or("?").to_string(),
         proposal_state: card["state"].as_str().unwrap_or("?").to_string(),
         rollout_state: "none".into(),
-        confirmed: confirmed(fleet, t),
+        confirmed: fleet.confirmed(&t.digest) as u64,
         updated_over_time: t.samples.clone(),
         ..ProposalReport::default()
     };

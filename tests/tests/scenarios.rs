@@ -19,19 +19,18 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A controller in this process on its embedded broker, `devices` devices.
+fn in_process(devices: usize) -> Options {
+    let target =
+        Target::InProcess { broker: Broker::Embedded(([127, 0, 0, 1], 0).into()), policies: repo().join("policies") };
+    Options { target, devices: Some(devices), progress: false }
+}
+
 async fn play(file: &str) {
     let started = Instant::now();
     let scenario = Scenario::load(&repo().join("firmware-sim/scenarios").join(file)).unwrap();
     let devices = std::env::var("AIRLOCK_SIM_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let opts = Options {
-        target: Target::InProcess {
-            broker: Broker::Embedded(([127, 0, 0, 1], 0).into()),
-            policies: repo().join("policies"),
-        },
-        devices: Some(devices),
-        progress: false,
-    };
-    let report = run(&scenario, &opts).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+    let report = run(&scenario, &in_process(devices)).await.unwrap_or_else(|e| panic!("{file}: {e}"));
     let table = report.table();
     let _ = writeln!(std::io::stderr(), "{table}");
     let _ = writeln!(std::io::stderr(), "TIMING scenario {file:<40} {:6.2} s", started.elapsed().as_secs_f64());
@@ -48,15 +47,7 @@ async fn a_wrong_expectation_fails_the_run_and_says_what_was_seen() {
     scenario.expect.truncate(1);
     scenario.expect[0].state = Some("completed".into());
     scenario.expect[0].stopped_in_wave = None;
-    let opts = Options {
-        target: Target::InProcess {
-            broker: Broker::Embedded(([127, 0, 0, 1], 0).into()),
-            policies: repo().join("policies"),
-        },
-        devices: Some(100),
-        progress: false,
-    };
-    let report = run(&scenario, &opts).await.unwrap();
+    let report = run(&scenario, &in_process(100)).await.unwrap();
     let table = report.table();
     assert!(!report.passed(), "{table}");
     let failed: Vec<_> = report.expectations.iter().filter(|c| !c.passed).collect();

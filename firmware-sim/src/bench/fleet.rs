@@ -10,7 +10,7 @@ use crate::controller::Controller;
 use crate::fleet::{Fleet, FleetOptions};
 use crate::scenario::Scenario;
 use crate::SimError;
-use airlock_proto::{Decision, Event};
+use airlock_proto::Decision;
 use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -243,6 +243,7 @@ pub async fn run(cfg: &BenchConfig, progress: impl Fn(&str)) -> Result<BenchResu
     });
     let card = ctl.call("POST", "/api/proposals", "rita", Some(spec)).await?;
     let id = card["id"].as_i64().ok_or_else(|| SimError::Controller(format!("no id: {card}")))?;
+    let digest = crate::run::card_digest(&card)?;
     let before = counters(&ctl).await?;
     let (ctl_before, sim_before) = usage(pid)?;
     let mut approved = None;
@@ -257,8 +258,7 @@ pub async fn run(cfg: &BenchConfig, progress: impl Fn(&str)) -> Result<BenchResu
     let until = approved + cfg.timeout;
     let mut last = 0;
     loop {
-        let confirmed =
-            fleet.devices.iter().filter(|d| d.events().iter().any(|e| matches!(e, Event::Confirmed { .. }))).count();
+        let confirmed = fleet.confirmed(&digest);
         if confirmed != last {
             last = confirmed;
             r.approval_to_last_confirmed_secs = approved.elapsed().as_secs_f64();
