@@ -22,9 +22,10 @@ pub struct FdLimit {
 }
 
 impl FdLimit {
-    /// Client connections this limit leaves room for.
+    /// Client connections this limit leaves room for: the soft limit less [`RESERVED_FDS`] (or a
+    /// quarter of it, for small limits).
     pub fn connections(&self) -> u64 {
-        self.soft.saturating_sub(RESERVED_FDS)
+        self.soft.saturating_sub(RESERVED_FDS.min(self.soft / 4))
     }
 }
 
@@ -61,6 +62,6 @@ mod tests {
     #[test]
     fn connections_leave_the_reserve_free() {
         assert_eq!(FdLimit { soft: 20_000, hard: 20_000 }.connections(), 19_488);
-        assert_eq!(FdLimit { soft: 100, hard: 100 }.connections(), 0);
+        assert_eq!(FdLimit { soft: 128, hard: 1024 }.connections(), 96);
     }
 }
