@@ -93,6 +93,7 @@ impl Broker {
             max_packet: config.max_packet_size,
             connect_timeout: config.connect_timeout,
             handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
+            send_buffer: config.socket_send_buffer,
             dispatch: dispatch.clone(),
             shutdown: stopped,
         });

@@ -57,6 +57,12 @@ pub struct BrokerConfig {
     pub connect_timeout: Duration,
     /// Connections in their handshake at once; the accept loop waits beyond this.
     pub max_handshakes: usize,
+    /// SO_SNDBUF of every accepted socket (`None`: the kernel's autotuning, up to 4 MiB each).
+    /// Bounded by default so that 100,000 connections cannot pin the kernel's TCP memory
+    /// (`net.ipv4.tcp_mem`, 2.3 GB here): past it the kernel drops segments and every stalled
+    /// connection waits for retransmission timeouts. The broker's own queues hold the rest, as
+    /// shared buffers, and drop QoS 0 when full.
+    pub socket_send_buffer: Option<usize>,
     /// Single process or worker processes.
     pub processes: Processes,
 }
@@ -72,6 +78,7 @@ impl BrokerConfig {
             max_inflight: 32,
             connect_timeout: Duration::from_secs(10),
             max_handshakes: 4096,
+            socket_send_buffer: Some(64 * 1024),
             processes: Processes::Single,
         }
     }

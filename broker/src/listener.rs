@@ -36,6 +36,7 @@ pub(crate) struct Ctx {
     pub(crate) max_packet: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshakes: Arc<Semaphore>,
+    pub(crate) send_buffer: Option<usize>,
     pub(crate) dispatch: Option<Arc<Dispatch>>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -58,6 +59,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
                 backoff = ACCEPT_BACKOFF_MIN;
                 // Chunks and acks are small writes a client waits for: no Nagle delay.
                 let _ = stream.set_nodelay(true);
+                if let Some(size) = ctx.send_buffer {
+                    let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, size);
+                }
                 let ctx = ctx.clone();
                 tokio::spawn(async move { handle_tcp(stream, ctx, permit).await });
             }

@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 
+/// SO_RCVBUF of every device connection (the kernel doubles it).
+const RECV_BUFFER: u32 = 8 * 1024;
+
 /// Counters of one phase over all devices of this process.
 #[derive(Default)]
 struct Phase {
@@ -58,7 +61,13 @@ pub async fn run(port: u16, k: u8, from: u64, count: u64, bcast: u32, unicast: u
             .set_keep_alive(Duration::from_secs(300))
             .set_max_packet_size(16 * 1024, 16 * 1024)
             .set_inflight(16);
-        let (client, el) = rumqttc::AsyncClient::new(o, 8);
+        let (client, mut el) = rumqttc::AsyncClient::new(o, 8);
+        // A device-sized receive window (a microcontroller's is a few KiB): without it 100,000
+        // autotuned receive buffers exceed the kernel's TCP memory and it starts dropping.
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        net.set_tcp_recv_buffer_size(RECV_BUFFER);
+        el.set_network_options(net);
         clients.push(client.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         pending.push(rx);
@@ -67,12 +76,7 @@ pub async fn run(port: u16, k: u8, from: u64, count: u64, bcast: u32, unicast: u
     for rx in pending {
         let _ = rx.await;
     }
-    println!(
-        "connected {t_start} {} {} {}",
-        now_ns(),
-        shared.connected.load(Relaxed),
-        shared.failed.load(Relaxed)
-    );
+    println!("connected {t_start} {} {} {}", now_ns(), shared.connected.load(Relaxed), shared.failed.load(Relaxed));
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {

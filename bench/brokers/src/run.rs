@@ -54,7 +54,8 @@ fn cpu_secs(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let ticks: u64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     ticks as f64 / 100.0
 }
 
@@ -153,11 +154,13 @@ struct Row {
     rss_mib: f64,
     processes: usize,
     clients_cpu: f64,
+    clients_rss_mib: f64,
     note: String,
 }
 
 pub async fn run(args: &[String]) -> Result<(), String> {
-    let brokers: Vec<String> = arg(args, "--brokers").unwrap_or("ours,rumqttd,rmqtt").split(',').map(String::from).collect();
+    let brokers: Vec<String> =
+        arg(args, "--brokers").unwrap_or("ours,rumqttd,rmqtt").split(',').map(String::from).collect();
     let sizes: Vec<u64> =
         arg(args, "--sizes").unwrap_or("1000,10000,100000").split(',').filter_map(|s| s.parse().ok()).collect();
     let k = num(args, "--addrs", 8);
@@ -165,6 +168,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let timeout = num(args, "--timeout", 60);
     let bcast = num(args, "--bcast", 64);
     let unicast = num(args, "--unicast", 16);
+    // Deliveries per second the controller side sends at, from this size on (0: unpaced).
+    let rate = num(args, "--rate", 40_000);
+    let rate_from = num(args, "--rate-from", 50_000);
 
     let f = floors().await?;
     eprintln!(
@@ -185,7 +191,8 @@ pub async fn run(args: &[String]) -> Result<(), String> {
                 continue;
             }
             eprintln!("== {b}, {n} devices");
-            let row = match one(b, n, k, per_process, timeout, bcast, unicast).await {
+            let pace = if n >= rate_from { rate } else { 0 };
+            let row = match one(b, n, k, per_process, timeout, bcast, unicast, pace).await {
                 Ok(r) => r,
                 Err(e) => Row { broker: b.clone(), devices: n, note: format!("failed: {e}"), ..Row::default() },
             };
@@ -200,7 +207,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         f.loopback_bytes_per_s / 1e6,
         f.connects_per_s
     );
-    println!("| broker | devices | connected | connect s (floor) | fan-out {bcast}×4 KiB s, devices complete (floor) | unicast {unicast}×4 KiB s, complete (floor) | req/resp s, complete | broker CPU s: connect / fan-out / unicast / req | broker peak RSS MiB | processes | clients CPU s |");
+    println!("| broker | devices | connected | connect s (floor) | fan-out {bcast}×4 KiB s, devices complete (floor) | unicast {unicast}×4 KiB s, complete (floor) | req/resp s, complete | broker CPU s: connect / fan-out / unicast / req | broker peak RSS MiB | processes | clients CPU s / peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         print_row(r, &f, bcast, unicast);
@@ -217,7 +224,7 @@ fn print_row(r: &Row, f: &Floors, bcast: u64, unicast: u64) {
     let fan_floor = n * bcast as f64 * 4096.0 / f.loopback_bytes_per_s;
     let uni_floor = n * unicast as f64 * 4096.0 / f.loopback_bytes_per_s;
     println!(
-        "| {} | {} | {} | {:.1} ({:.1}) | {:.1}, {} ({:.1}) | {:.1}, {} ({:.1}) | {:.1}, {} | {:.1} / {:.1} / {:.1} / {:.1} | {:.0} | {} | {:.0} |{}",
+        "| {} | {} | {} | {:.1} ({:.1}) | {:.1}, {} ({:.1}) | {:.1}, {} ({:.1}) | {:.1}, {} | {:.1} / {:.1} / {:.1} / {:.1} | {:.0} | {} | {:.0} / {:.0} |{}",
         r.broker,
         r.devices,
         r.connected,
@@ -238,6 +245,7 @@ fn print_row(r: &Row, f: &Floors, bcast: u64, unicast: u64) {
         r.rss_mib,
         r.processes,
         r.clients_cpu,
+        r.clients_rss_mib,
         if r.note.is_empty() { String::new() } else { format!(" {}", r.note) }
     );
 }
@@ -246,7 +254,17 @@ fn field(words: &[String], i: usize) -> u64 {
     words.get(i).and_then(|w| w.parse().ok()).unwrap_or(0)
 }
 
-async fn one(broker: &str, n: u64, k: u64, per_process: u64, timeout: u64, bcast: u64, unicast: u64) -> Result<Row, String> {
+#[allow(clippy::too_many_arguments)]
+async fn one(
+    broker: &str,
+    n: u64,
+    k: u64,
+    per_process: u64,
+    timeout: u64,
+    bcast: u64,
+    unicast: u64,
+    pace: u64,
+) -> Result<Row, String> {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         l.local_addr().map_err(|e| e.to_string())?.port()
@@ -268,6 +286,9 @@ async fn one(broker: &str, n: u64, k: u64, per_process: u64, timeout: u64, bcast
     pids.extend(ready.iter().skip(1).filter_map(|p| p.parse::<u32>().ok()));
     let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
     let mut row = Row { broker: broker.into(), devices: n, processes: pids.len(), ..Row::default() };
+    if pace > 0 {
+        row.note = format!("paced at {pace} deliveries/s");
+    }
     let c0 = cpu(&pids);
 
     let procs = n.div_ceil(per_process);
@@ -304,7 +325,7 @@ async fn one(broker: &str, n: u64, k: u64, per_process: u64, timeout: u64, bcast
     eprintln!("   connected {} of {n} in {:.1} s", row.connected, row.connect_s);
 
     // Fan-out.
-    serve.send(&format!("bcast {bcast} 4096")).await?;
+    serve.send(&format!("bcast {bcast} 4096 {pace}")).await?;
     let sent = serve.recv(Duration::from_secs(600)).await?;
     let t0 = field(&sent, 1);
     let (done, last) = wait_all(&mut clients, "bcast", timeout).await?;
@@ -315,7 +336,7 @@ async fn one(broker: &str, n: u64, k: u64, per_process: u64, timeout: u64, bcast
     eprintln!("   fan-out: {done} devices complete, {:.2} s", row.bcast_s);
 
     // Unicast.
-    serve.send(&format!("unicast {unicast} 4096")).await?;
+    serve.send(&format!("unicast {unicast} 4096 {pace}")).await?;
     let sent = serve.recv(Duration::from_secs(600)).await?;
     let t0 = field(&sent, 1);
     let (done, last) = wait_all(&mut clients, "unicast", timeout).await?;
@@ -345,6 +366,7 @@ async fn one(broker: &str, n: u64, k: u64, per_process: u64, timeout: u64, bcast
     }
     row.rss_mib = pids.iter().map(|p| peak_rss_mib(*p)).sum();
     row.clients_cpu = clients.iter().map(|c| cpu_secs(c.pid())).sum();
+    row.clients_rss_mib = clients.iter().map(|c| peak_rss_mib(c.pid())).sum();
     for c in &mut clients {
         let _ = c.send("quit").await;
     }

@@ -107,25 +107,33 @@ pub async fn run(broker: &str, port: u16, k: u8, devices: u64) -> Result<(), Str
     while let Ok(Some(line)) = lines.next_line().await {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["bcast", count, size] => {
+            ["bcast", count, size, rate] => {
                 let (count, size): (usize, usize) = (count.parse().unwrap_or(64), size.parse().unwrap_or(4096));
+                let pace = Pace::new(rate.parse().unwrap_or(0));
                 let t0 = now_ns();
                 for n in 0..count {
+                    pace.wait(n as u64 * devices).await;
                     let mut p = vec![0u8; size];
                     p[0] = n as u8;
                     ctl.publish(BROADCAST, Bytes::from(p), QoS::AtMostOnce).await;
                 }
                 println!("sent {t0} {}", now_ns());
             }
-            ["unicast", count, size] => {
+            ["unicast", count, size, rate] => {
                 let (count, size): (usize, usize) = (count.parse().unwrap_or(16), size.parse().unwrap_or(4096));
+                let pace = Pace::new(rate.parse().unwrap_or(0));
                 let t0 = now_ns();
+                let mut sent = 0u64;
                 let mut p = vec![0u8; size];
                 p[0] = 1;
                 let payload = Bytes::from(p);
                 for n in 0..count {
                     for d in 0..devices {
                         let _ = n;
+                        if sent % 1000 == 0 {
+                            pace.wait(sent).await;
+                        }
+                        sent += 1;
                         ctl.publish(&format!("airlock/v1/d/dev-{d}/chunk"), payload.clone(), QoS::AtLeastOnce).await;
                     }
                 }
@@ -148,6 +156,27 @@ pub async fn run(broker: &str, port: u16, k: u8, devices: u64) -> Result<(), Str
         b.shutdown().await;
     }
     Ok(())
+}
+
+/// A controller's send rate limit (messages delivered per second; 0: none), as a rollout engine
+/// or a carousel paces itself.
+struct Pace {
+    per_second: u64,
+    start: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(per_second: u64) -> Pace {
+        Pace { per_second, start: tokio::time::Instant::now() }
+    }
+
+    /// Waits until `delivered` messages are due.
+    async fn wait(&self, delivered: u64) {
+        if self.per_second > 0 {
+            let due = self.start + Duration::from_secs_f64(delivered as f64 / self.per_second as f64);
+            tokio::time::sleep_until(due).await;
+        }
+    }
 }
 
 fn response() -> Bytes {
@@ -266,11 +295,7 @@ async fn start_rmqtt(port: u16, k: u8, devices: u64) -> Result<(), String> {
     use rmqtt::hook::Type;
     use rmqtt::net::Builder;
     use rmqtt::server::MqttServer;
-    let scx = ServerContext::new()
-        .busy_check_enable(false)
-        .mqtt_max_sessions(0)
-        .build()
-        .await;
+    let scx = ServerContext::new().busy_check_enable(false).mqtt_max_sessions(0).build().await;
     let register = scx.extends.hook_mgr().register();
     register.add(Type::ClientAuthenticate, Box::new(crate::rmqtt_hooks::Hooks)).await;
     register.add(Type::ClientSubscribeCheckAcl, Box::new(crate::rmqtt_hooks::Hooks)).await;
@@ -306,5 +331,3 @@ async fn start_rmqtt(port: u16, k: u8, devices: u64) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
 }
-
-
