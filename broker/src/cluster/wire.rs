@@ -213,9 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_frame_reads_back_as_written() {
-        let mut m = MetricsSnapshot::default();
-        m.connections = 7;
-        m.handoffs = 9;
+        let m = MetricsSnapshot { connections: 7, handoffs: 9, ..Default::default() };
         let frames = vec![
             Frame::Hello { index: 3, secret: [5; 16] },
             Frame::Publish(Message {
