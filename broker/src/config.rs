@@ -61,8 +61,9 @@ pub struct BrokerConfig {
     /// Bounded by default so that 100,000 connections cannot pin the kernel's TCP memory
     /// (`net.ipv4.tcp_mem`, 2.3 GB here): past it the kernel drops segments and every stalled
     /// connection waits for retransmission timeouts. The broker's own queues hold the rest, as
-    /// shared buffers, and drop QoS 0 when full. 16 KiB (the kernel doubles it) still streams
-    /// 4 KiB chunks at ~300 KB/s per device over a 100 ms round trip.
+    /// shared buffers, and drop QoS 0 when full. 64 KiB is what `docs/benchmarks.md` measured
+    /// (the kernel doubles it); smaller values trade per-device throughput on long round trips
+    /// for kernel memory.
     pub socket_send_buffer: Option<usize>,
     /// Single process or worker processes.
     pub processes: Processes,
@@ -79,7 +80,7 @@ impl BrokerConfig {
             max_inflight: 32,
             connect_timeout: Duration::from_secs(10),
             max_handshakes: 4096,
-            socket_send_buffer: Some(16 * 1024),
+            socket_send_buffer: Some(64 * 1024),
             processes: Processes::Single,
         }
     }

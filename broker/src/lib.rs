@@ -20,8 +20,10 @@
 //! - **Broadcast fan-out** encodes a QoS 0 PUBLISH once and queues the same refcounted bytes to
 //!   every subscriber; per-connection queues are bounded and drop QoS 0 when full (counted).
 //!   Writes are vectored: one `writev` per batch, no payload copies in the broker.
-//! - **Sockets**: TCP_NODELAY on every accepted socket; accept errors backed off (5 ms → 1 s) and
-//!   logged at most every 5 s; the open-file soft limit raised to the hard limit at start.
+//! - **Sockets**: TCP_NODELAY and a 64 KiB SO_SNDBUF on every accepted socket (100,000
+//!   autotuned send buffers would exhaust the kernel's TCP memory; the broker's own queues hold
+//!   the backlog); accept errors backed off (5 ms → 1 s) and logged at most every 5 s; the
+//!   open-file soft limit raised to the hard limit at start.
 //! - **Worker processes** ([`Processes`]) when the fleet needs more sockets than one process may
 //!   hold: the main process authenticates, then hands each device socket to the worker that
 //!   owns its client id ([`cluster`]).
