@@ -123,3 +123,28 @@ async fn a_client_speaking_mqtt5_is_refused_with_the_protocol_code() {
     s.read_exact(&mut ack).await.unwrap();
     assert_eq!(ack, [0x20, 2, 0, 1], "CONNACK 0x01: unacceptable protocol version");
 }
+
+#[tokio::test]
+async fn a_stream_accepted_elsewhere_gets_the_same_handshake_and_login_check() {
+    // What a TLS acceptor would hand over: any AsyncRead + AsyncWrite (here an in-memory pipe).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = broker(|_| {}).await;
+    let connect = |password: &[u8]| {
+        let mut pkt = vec![0x10, 0];
+        pkt.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30]);
+        for field in [&b"dev-1"[..], b"dev-1", password] {
+            pkt.extend_from_slice(&(field.len() as u16).to_be_bytes());
+            pkt.extend_from_slice(field);
+        }
+        pkt[1] = (pkt.len() - 2) as u8;
+        pkt
+    };
+    for (password, code) in [(&b"pw-1"[..], 0u8), (b"wrong", 4)] {
+        let (mut ours, theirs) = tokio::io::duplex(4096);
+        b.serve_stream(theirs);
+        ours.write_all(&connect(password)).await.unwrap();
+        let mut ack = [0u8; 4];
+        ours.read_exact(&mut ack).await.unwrap();
+        assert_eq!(ack, [0x20, 2, 0, code]);
+    }
+}
