@@ -10,11 +10,13 @@
 //! - [`model`]: the compiled policy (lanes, pools, rules, device floor, break-glass).
 //! - [`load`]: reading and validating files into a [`Policy`].
 //! - [`decide`]: evaluating facts, with the explanation `airlock explain` prints.
+//! - [`testing`]: the shipped policy without its calendar rules, for tests on the wall clock.
 
 pub mod decide;
 mod file;
 pub mod load;
 pub mod model;
+pub mod testing;
 
 pub use decide::{Decision, Facts, Match};
 pub use load::{load_dir, load_sources, PolicyError};
