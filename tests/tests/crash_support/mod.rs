@@ -110,7 +110,6 @@ impl Env {
     // The child moves into `Server`, whose `Drop` kills and waits for it.
     #[allow(clippy::zombie_processes)]
     pub fn start(&self) -> Server {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut cmd = Command::new(airlock_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .arg("--data")
