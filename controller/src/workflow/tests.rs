@@ -298,6 +298,10 @@ both!(a_material_edit_voids_approvals_and_a_wording_edit_keeps_them, |w: World| 
     let v2 = w.wf.edit(w.user("rita"), v.id, wording).await.unwrap();
     assert_eq!((v2.revision, v2.quorum.have), (2, 1), "nothing signed changed");
     assert_eq!(v2.manifest_digest, v.manifest_digest);
+    // The card of the new revision still matches the bytes approvers sign, so it stays decidable.
+    let card: crate::cli::types::ProposalView = serde_json::from_value(serde_json::to_value(&v2).unwrap()).unwrap();
+    let local = crate::cli::manifest::inspect(&card).unwrap();
+    assert!(local.disagreements.is_empty(), "{:?}", local.disagreements);
     let mut wider = two_person();
     wider.cohort = production(10.0 / 180.0);
     let v3 = w.wf.edit(w.user("rita"), v.id, wider).await.unwrap();

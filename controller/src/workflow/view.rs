@@ -179,6 +179,9 @@ pub struct ProposalView {
     pub break_glass: bool,
     /// Current revision.
     pub revision: u32,
+    /// The revision the manifest was built for: older than `revision` after wording-only edits,
+    /// which keep the signed bytes (and the approvals over them).
+    pub manifest_revision: u32,
     /// Escalation level (0: first pools).
     pub escalation_level: u32,
     /// Pools the request has been routed to so far.
@@ -317,6 +320,7 @@ impl Workflow {
             tier: p.tier.name(),
             break_glass: p.break_glass,
             revision: p.revision,
+            manifest_revision: manifest.revision,
             escalation_level: p.escalation_level,
             routed_to,
             on_call,
