@@ -194,6 +194,28 @@ both!(an_operator_abort_stops_the_rollout_and_reverts, |w: World| async move {
     assert!(matches!(e, RolloutError::WrongState { state: "aborted", .. }), "{e}");
 });
 
+both!(a_revert_refused_by_the_security_counter_is_shown_with_its_reason, |w: World| async move {
+    // The image raises the security counter above the factory image's: once confirmed, devices
+    // cannot go back to it, and each says so when told to revert.
+    let mut spec = w.spec(plan());
+    if let Some(f) = spec.firmware.as_mut() {
+        f.security_counter = 2;
+    }
+    let id = w.signed_spec("rita", "alice", spec).await;
+    let engine = w.engine();
+    engine.start_signed().await.unwrap();
+    w.step(&engine).await;
+    w.step(&engine).await;
+    let confirmed = engine.status(id).await.unwrap().totals.confirmed;
+    assert!(confirmed >= 2, "the canary confirmed");
+    engine.abort(w.user("erin"), id, "field reports from the canary").await.unwrap();
+    w.pump(&engine).await;
+    let s = engine.status(id).await.unwrap();
+    assert_eq!(s.totals.confirmed, confirmed, "nobody could revert: {s:#?}");
+    assert_eq!(s.reverts_refused, confirmed, "{s:#?}");
+    assert_eq!(s.waves[0].revert_refused_by_reason.get("security_counter_downgrade"), Some(&2), "{s:#?}");
+});
+
 both!(silent_devices_count_as_failed_after_the_device_timeout, |w: World| async move {
     let silent: Vec<String> = World::wave_members(&SHARES, 2).into_iter().take(5).collect();
     w.fake.fleet().silent = silent.iter().cloned().collect();
