@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`spec`]: what a requester asks for, validated, and the manifest it becomes.
 //! - `propose`, `decide`, `edit`, `timers`: the transitions.
+//! - `rollback`: whether the rollback plan can happen (the security counter), at propose time.
 //! - [`view`]: proposals as the API, CLI and approval card show them.
 //! - `repo`: the rows behind it all.
 
@@ -23,6 +24,7 @@ mod decide;
 mod edit;
 mod propose;
 mod repo;
+mod rollback;
 pub mod spec;
 mod timers;
 pub mod view;

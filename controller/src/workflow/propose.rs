@@ -83,6 +83,7 @@ impl Workflow {
         let resolved = self.resolve(&spec, &fleet).await?;
         let now = self.clock.now_ms();
         let mut tx = self.store.pool().begin().await?;
+        self.check_rollback(&mut tx, &spec).await?;
         let mut p = ProposalRow {
             id: 0,
             kind: spec.kind,

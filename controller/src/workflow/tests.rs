@@ -313,6 +313,28 @@ both!(a_material_edit_voids_approvals_and_a_wording_edit_keeps_them, |w: World| 
     w.audit_ok().await;
 });
 
+both!(a_rollback_the_security_counter_rules_out_is_refused_at_propose_time, |w: World| async move {
+    // Counter 1 signed for gw-m4 ...
+    let v = w.wf.propose(w.user("rita"), two_person()).await.unwrap();
+    let v = w.decide("alice", &v, Decision::Approve).await.unwrap();
+    let v = w.decide("carol", &v, Decision::Approve).await.unwrap();
+    assert_eq!(v.state, State::Signed);
+    // ... so counter 2 with "rollback: previous" cannot keep its promise.
+    let mut raised = two_person();
+    raised.firmware.as_mut().unwrap().version = "2.5.0".into();
+    raised.firmware.as_mut().unwrap().security_counter = 2;
+    let e = w.wf.propose(w.user("rita"), raised.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("rollback \"previous\" cannot happen: security counter 2 rises above 1"), "{e}");
+    // Saying so is accepted, and the tier accounts for it.
+    raised.rollback = RollbackSpec::None;
+    let v = w.wf.propose(w.user("rita"), raised).await.unwrap();
+    assert_eq!(v.manifest.rollback, "none");
+    // The same counter keeps the promise.
+    let mut same = two_person();
+    same.firmware.as_mut().unwrap().version = "2.5.1".into();
+    w.wf.propose(w.user("rita"), same).await.unwrap();
+});
+
 both!(an_edit_re_tiers_the_proposal, |w: World| async move {
     let v = w.wf.propose(w.user("rita"), two_person()).await.unwrap();
     let mut not_security = two_person();
