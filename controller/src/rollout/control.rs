@@ -103,6 +103,13 @@ impl<T: Transport> Engine<T> {
                     return Ok(true);
                 }
                 Verdict::Advance => {
+                    let last = r.wave + 1 >= r.waves;
+                    if last && repo::awaiting_outcome(&mut tx, id).await? > 0 {
+                        // Completed means every device has an outcome: wait for the stragglers
+                        // (their report, or the device timeout failing them).
+                        tx.rollback().await?;
+                        return Ok(true);
+                    }
                     if !self.advance(&mut tx, &r, &c, now).await? {
                         tx.rollback().await?;
                         return Ok(false);

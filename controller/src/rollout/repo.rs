@@ -216,6 +216,19 @@ pub(crate) async fn counts(conn: &mut AnyConnection, id: i64, wave: u32) -> Resu
     Ok(c)
 }
 
+/// Devices of the rollout, in any wave, still without an outcome (pending, sent, accepted or
+/// installed).
+pub(crate) async fn awaiting_outcome(conn: &mut AnyConnection, id: i64) -> Result<u64, RolloutError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM rollout_devices WHERE proposal_id = $1 \
+         AND state IN ('pending', 'sent', 'accepted', 'installed')",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")?.unsigned_abs())
+}
+
 pub(crate) fn device_state(s: &str) -> Result<DeviceState, RolloutError> {
     Ok(DeviceState::parse(s).ok_or_else(|| corrupt("rollout_devices", format!("state {s:?}")))?)
 }
