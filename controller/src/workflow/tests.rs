@@ -218,6 +218,7 @@ both!(the_requester_cannot_approve_their_own_proposal, |w: World| async move {
     let v = w.wf.propose(w.user("alice"), two_person()).await.unwrap();
     let e = w.decide("alice", &v, Decision::Approve).await.unwrap_err();
     assert!(matches!(e, WorkflowError::SelfApproval(ref who) if who == "alice"), "{e}");
+    assert!(e.to_string().starts_with("separation of duties: alice requested"), "{e}");
 });
 
 both!(the_same_approver_cannot_approve_twice, |w: World| async move {
@@ -333,6 +334,17 @@ both!(a_rollback_the_security_counter_rules_out_is_refused_at_propose_time, |w: 
     let mut same = two_person();
     same.firmware.as_mut().unwrap().version = "2.5.1".into();
     w.wf.propose(w.user("rita"), same).await.unwrap();
+});
+
+both!(only_alternatives_that_are_really_safer_are_offered, |w: World| async move {
+    // One device: a "canary" of it is the same device at the same tier, not safer.
+    let one = firmware(Selector { ids: vec!["dev-0001".into()], ..Selector::default() });
+    let v = w.wf.propose(w.user("rita"), one).await.unwrap();
+    assert!(v.alternatives.is_empty(), "{:?}", v.alternatives.iter().map(|a| &a.label).collect::<Vec<_>>());
+    // The whole production fleet: the canary reaches fewer devices, and says how many.
+    let v = w.wf.propose(w.user("rita"), firmware(production(1.0))).await.unwrap();
+    let canary = v.alternatives.iter().find(|a| a.label.starts_with("Canary only")).expect("a canary alternative");
+    assert!(canary.label.contains("(2 devices, tier "), "{}", canary.label);
 });
 
 both!(an_edit_re_tiers_the_proposal, |w: World| async move {
