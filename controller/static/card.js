@@ -471,7 +471,8 @@ function cardScript() {
       if (summary !== d.summary) {
         throw new Error("the manifest bytes say “" + summary + "” but the card was rendered from “" + d.summary + "”");
       }
-      if (String(m.cohortSize) !== d.count || String(m.proposal) !== d.id || String(m.revision) !== d.revision) {
+      if (String(m.cohortSize) !== d.count || String(m.proposal) !== d.id || String(m.revision) !== (d.manifestRevision || d.revision) ||
+          Number(d.manifestRevision || d.revision) > Number(d.revision)) {
         throw new Error("the manifest bytes are for proposal " + m.proposal + " revision " + m.revision + " and " +
           m.cohortSize + " devices, not what the card shows");
       }

@@ -42,7 +42,7 @@ pub(super) async fn list(
         Some(name) => Some(ProposalState::parse(name).ok_or_else(|| {
             AppError::new(
                 StatusCode::BAD_REQUEST,
-                format!("unknown state {name:?}: awaiting_approval, blocked, signed, rejected, expired"),
+                format!("unknown state {name:?}: one of {}", ProposalState::ALL.map(ProposalState::name).join(", ")),
             )
         })?),
         None => None,

@@ -152,6 +152,13 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
     assert_eq!(status, 404);
     let (status, body) = api.call("get", "/api/proposals?state=nope", Some("rita"), None).await;
     assert_eq!(status, 400, "{body}");
+    // The refusal names every state a proposal can be in, and each of them is accepted.
+    let named = body["error"].as_str().unwrap();
+    for state in crate::workflow::State::ALL.map(crate::workflow::State::name) {
+        assert!(named.contains(state), "{state} missing from {named}");
+        let (status, body) = api.call("get", &format!("/api/proposals?state={state}"), Some("rita"), None).await;
+        assert_eq!(status, 200, "{state}: {body}");
+    }
 }
 
 #[tokio::test]

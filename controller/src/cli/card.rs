@@ -84,6 +84,9 @@ fn warning(local: &Result<Local, super::error::CliError>) -> Option<String> {
 fn header(v: &ProposalView, now_ms: i64) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Proposal {}, revision {}: {}", v.id, v.revision, v.title);
+    if let Some(built) = v.manifest_revision.filter(|r| *r != v.revision) {
+        let _ = writeln!(o, "  (wording edits since revision {built}: its manifest, and the approvals over it, stand)");
+    }
     let _ = writeln!(o, "{}\n", v.action);
     let state = match v.decided_at {
         Some(at) => format!("{} ({})", v.state, relative(at, now_ms)),

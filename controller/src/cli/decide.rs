@@ -41,8 +41,9 @@ pub async fn run(ctx: &Ctx, d: Decide) -> Result<(), CliError> {
     }
     let decision = if d.approve { Decision::Approve } else { Decision::Reject };
     let c = ctx.client()?;
-    check_key(&c, &key, &d.key).await?;
+    let me: User = parse("GET /api/me", c.get("/api/me").await?)?;
     let (view, checked) = fetch(&c, d.id).await?;
+    preflight(&me, &view, &key, &d.key)?;
     let m = checked.manifest()?;
     let verb = if d.approve { "APPROVE" } else { "REJECT" };
     let shown = format!(
@@ -123,9 +124,16 @@ pub async fn decide(
     submit(c, &view, &checked, decision, key, reason).await
 }
 
-/// Refuses early, and clearly, when the key file is not the caller's registered key.
-async fn check_key(c: &Client, key: &SigningKey, path: &std::path::Path) -> Result<(), CliError> {
-    let me: User = parse("GET /api/me", c.get("/api/me").await?)?;
+/// Refuses early, and clearly: first the requester deciding on their own proposal (separation
+/// of duties, whatever their keys), then a key file that is not the caller's registered key.
+fn preflight(me: &User, view: &ProposalView, key: &SigningKey, path: &std::path::Path) -> Result<(), CliError> {
+    if me.name == view.requester {
+        return Err(CliError::Usage(format!(
+            "separation of duties: {} requested proposal {} and cannot approve or reject it; \
+             an approver from its pools must decide",
+            me.name, view.id
+        )));
+    }
     let mine = crate::keys::public_hex(key);
     match me.public_key.as_deref() {
         Some(k) if k.eq_ignore_ascii_case(&mine) => Ok(()),
@@ -184,6 +192,19 @@ pub fn outcome(v: &ProposalView) -> String {
 mod tests {
     use super::*;
     use crate::cli::manifest::tests::view;
+
+    #[test]
+    fn a_requester_without_a_key_is_told_separation_of_duties_not_no_key() {
+        let v = view();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let rita = User { name: v.requester.clone(), roles: vec!["requester".into()], public_key: None };
+        let e = preflight(&rita, &v, &key, std::path::Path::new("rita.key")).unwrap_err().to_string();
+        assert!(e.contains("separation of duties: rita requested proposal 7"), "{e}");
+        // Anyone else without a key is told about the key.
+        let bob = User { name: "bob".into(), ..rita };
+        let e = preflight(&bob, &v, &key, std::path::Path::new("bob.key")).unwrap_err().to_string();
+        assert!(e.contains("bob has no approver key"), "{e}");
+    }
 
     #[test]
     fn the_signature_is_over_the_digest_computed_here_and_verifies() {

@@ -54,9 +54,11 @@ pub fn inspect(view: &ProposalView) -> Result<Local, CliError> {
             view.manifest_digest.trim()
         ));
     }
-    if i64::try_from(m.proposal).ok() != Some(view.id) || m.revision != view.revision {
+    // A wording-only edit keeps the manifest of an earlier revision; the card names which.
+    let built_for = view.manifest_revision.unwrap_or(view.revision);
+    if i64::try_from(m.proposal).ok() != Some(view.id) || m.revision != built_for || built_for > view.revision {
         d.push(format!(
-            "the manifest is for proposal {} revision {}, the card for proposal {} revision {}",
+            "the manifest is for proposal {} revision {}, the card for proposal {} revision {} (manifest of revision {built_for})",
             m.proposal, m.revision, view.id, view.revision
         ));
     }

@@ -101,7 +101,8 @@ pub enum Command {
     /// List recent proposals, newest first
     #[command(after_help = "Examples:\n  airlock list\n  airlock list --state awaiting_approval --limit 20")]
     List {
-        /// Only this state: awaiting_approval, blocked, approved, signed, rejected, expired.
+        /// Only this state: awaiting_approval, blocked, approved, signed, rejected, expired,
+        /// rolling_out, completed, paused, aborted.
         #[arg(long)]
         state: Option<String>,
         /// At most this many.

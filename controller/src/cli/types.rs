@@ -36,6 +36,10 @@ pub struct ProposalView {
     pub break_glass: bool,
     /// Current revision.
     pub revision: u32,
+    /// The revision the manifest was built for (older after wording-only edits); servers that
+    /// predate it always built the manifest for the current revision.
+    #[serde(default)]
+    pub manifest_revision: Option<u32>,
     /// Escalation level.
     #[serde(default)]
     pub escalation_level: u32,

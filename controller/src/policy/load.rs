@@ -312,6 +312,34 @@ impl Builder {
         Ok(Rule { name: r.name, why: r.why, file, line, when, tier })
     }
 
+    /// Refuses a lane whose pools (escalation included) hold fewer distinct members than the
+    /// approvals it needs: such a lane could never reach its quorum.
+    fn enough_members(
+        all: &BTreeMap<String, (Pool, Origin)>,
+        lane: &str,
+        approvals: u8,
+        pools: &[&String],
+        file: &str,
+        line: usize,
+    ) -> Result<(), PolicyError> {
+        let members: std::collections::BTreeSet<&String> =
+            pools.iter().filter_map(|p| all.get(*p)).flat_map(|(pool, _)| &pool.members).collect();
+        if members.len() >= usize::from(approvals) {
+            return Ok(());
+        }
+        let names: Vec<&str> = pools.iter().map(|p| p.as_str()).collect();
+        Err(PolicyError {
+            file: file.to_string(),
+            line,
+            reason: format!(
+                "lane {lane} needs {approvals} distinct approvers but its pools ({}) have only {} member(s): \
+                 it could never be approved; add members or lower approvals",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") },
+                members.len()
+            ),
+        })
+    }
+
     fn finish(self, digest: [u8; 32], files: Vec<String>) -> Result<Policy, PolicyError> {
         let whole = |reason: String| PolicyError { file: files.join(", "), line: 0, reason };
         for (name, err) in &self.pool_refs {
@@ -326,6 +354,12 @@ impl Builder {
                 return Err(whole(format!("no [lanes.{}] section", t.name())));
             }
         }
+        for (t, (lane, (file, line))) in &self.lanes {
+            let pools: Vec<&String> = lane.pools.iter().chain(&lane.escalation).collect();
+            Self::enough_members(&self.pools, t.name(), lane.approvals, &pools, file, *line)?;
+        }
+        let bg_pools: Vec<&String> = break_glass.pools.iter().collect();
+        Self::enough_members(&self.pools, "break_glass", break_glass.approvals, &bg_pools, &files.join(", "), 0)?;
         let lanes: BTreeMap<Tier, Lane> = self.lanes.into_iter().map(|(t, (l, _))| (t, l)).collect();
         let requirement = |t: Tier| -> Requirement {
             let lane = &lanes[&t];

@@ -212,6 +212,19 @@ fn a_two_person_lane_with_one_approval_is_refused() {
 }
 
 #[test]
+fn a_lane_needing_more_approvers_than_its_pools_hold_is_refused() {
+    // The expert lane needs 2 approvers; its pool "experts" would hold only erin.
+    let text = DEFAULT.replace("members = [\"erin\", \"carol\"]", "members = [\"erin\"]");
+    let e = refused(&text);
+    assert!(
+        e.reason.contains("lane expert needs 2 distinct approvers but its pools (experts) have only 1 member(s)"),
+        "{e}"
+    );
+    let line = text.lines().position(|l| l.starts_with("[lanes.expert]")).unwrap() + 1;
+    assert_eq!((e.file.as_str(), e.line), ("bad.toml", line));
+}
+
+#[test]
 fn an_auto_pass_default_is_refused() {
     let e = refused(&DEFAULT.replace("default_tier = \"single\"", "default_tier = \"auto_pass\""));
     assert_eq!(e.line, DEFAULT.lines().position(|l| l.starts_with("default_tier")).unwrap() + 1);

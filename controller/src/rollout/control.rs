@@ -103,6 +103,13 @@ impl<T: Transport> Engine<T> {
                     return Ok(true);
                 }
                 Verdict::Advance => {
+                    let last = r.wave + 1 >= r.waves;
+                    if last && repo::awaiting_outcome(&mut tx, id).await? > 0 {
+                        // Completed means every device has an outcome: wait for the stragglers
+                        // (their report, or the device timeout failing them).
+                        tx.rollback().await?;
+                        return Ok(true);
+                    }
                     if !self.advance(&mut tx, &r, &c, now).await? {
                         tx.rollback().await?;
                         return Ok(false);
@@ -140,10 +147,10 @@ impl<T: Transport> Engine<T> {
         let id = r.proposal_id;
         if last {
             repo::set_proposal_state(conn, id, State::RollingOut, State::Completed, now).await?;
-            let body = json!({ "wave": r.wave, "counts": c, "duration_ms": now - r.started_at });
+            let body = json!({ "wave": r.wave + 1, "counts": c, "duration_ms": now - r.started_at });
             self.wf.record(conn, CONTROLLER, "rollout_completed", Some(id), body).await?;
         } else {
-            let body = json!({ "wave": r.wave, "counts": c, "next_wave": r.wave + 1 });
+            let body = json!({ "wave": r.wave + 1, "counts": c, "next_wave": r.wave + 2 });
             self.wf.record(conn, CONTROLLER, "rollout_wave_completed", Some(id), body).await?;
         }
         Ok(true)
@@ -172,7 +179,7 @@ impl<T: Transport> Engine<T> {
         repo::set_proposal_state(conn, id, State::RollingOut, state.proposal_state(), now).await?;
         let reverts =
             if state == RolloutState::Aborted { self.claim_reverts(conn, id, m, now).await? } else { Vec::new() };
-        let body = json!({ "wave": r.wave, "reason": reason, "counts": c, "revert_commands": reverts.len() });
+        let body = json!({ "wave": r.wave + 1, "reason": reason, "counts": c, "revert_commands": reverts.len() });
         self.wf.record(conn, CONTROLLER, kind, Some(id), body).await?;
         Ok(reverts)
     }
@@ -264,7 +271,7 @@ impl<T: Transport> Engine<T> {
         }
         repo::set_proposal_state(&mut tx, id, r.state.proposal_state(), State::Aborted, now).await?;
         let reverts = self.claim_reverts(&mut tx, id, &m, now).await?;
-        let body = json!({ "reason": reason, "wave": r.wave, "counts": c, "revert_commands": reverts.len() });
+        let body = json!({ "reason": reason, "wave": r.wave + 1, "counts": c, "revert_commands": reverts.len() });
         self.wf.record(&mut tx, &who.name, "rollout_aborted", Some(id), body).await?;
         tx.commit().await?;
         self.send_reverts(id, &m, reverts).await?;

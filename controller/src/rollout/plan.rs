@@ -106,13 +106,14 @@ pub(crate) enum Verdict {
     Breach(String),
 }
 
-/// Judges wave `wave` (0-based): breach first (more failures than `failure × size`), then
+/// Judges wave `wave` (0-based, named from 1 in its messages, as people count): breach first (more failures than `failure × size`), then
 /// success (nothing left to send and at least `success × size` confirmed), then a wave that can
 /// no longer succeed (everything settled, too few confirmed) is a breach too, or it would wait
 /// forever.
 pub(crate) fn judge(success: f64, failure: f64, wave: u32, c: &Counts) -> Verdict {
     let size = f64::from(c.size);
     let pct = |x: f64| format!("{}%", (x * 1000.0).round() / 10.0);
+    let wave = wave + 1;
     if f64::from(c.failures()) > failure * size + EPSILON {
         return Verdict::Breach(format!(
             "wave {wave}: {} of {} devices failed (timed out {}, refused {}, reverted {}), above the failure threshold of {}",
@@ -199,6 +200,9 @@ mod tests {
     #[test]
     fn a_wave_breaches_above_the_failure_threshold_and_advances_at_the_success_threshold() {
         assert!(matches!(judge(0.95, 0.05, 0, &counts(0, 0, 1, 1)), Verdict::Breach(m) if m.contains("1 of 2")));
+        // People count waves from 1: the first wave's breach says so.
+        let first = judge(0.95, 0.05, 0, &counts(0, 0, 1, 1));
+        assert!(matches!(first, Verdict::Breach(ref m) if m.starts_with("wave 1: ")), "{first:?}");
         assert_eq!(judge(0.95, 0.05, 2, &counts(0, 4, 76, 0)), Verdict::Advance);
         assert_eq!(judge(0.95, 0.05, 2, &counts(0, 4, 75, 1)), Verdict::Continue);
         // Exactly at the failure threshold is not a breach: 4 of 80 is 5%.

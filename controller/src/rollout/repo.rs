@@ -216,6 +216,19 @@ pub(crate) async fn counts(conn: &mut AnyConnection, id: i64, wave: u32) -> Resu
     Ok(c)
 }
 
+/// Devices of the rollout, in any wave, still without an outcome (pending, sent, accepted or
+/// installed).
+pub(crate) async fn awaiting_outcome(conn: &mut AnyConnection, id: i64) -> Result<u64, RolloutError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM rollout_devices WHERE proposal_id = $1 \
+         AND state IN ('pending', 'sent', 'accepted', 'installed')",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")?.unsigned_abs())
+}
+
 pub(crate) fn device_state(s: &str) -> Result<DeviceState, RolloutError> {
     Ok(DeviceState::parse(s).ok_or_else(|| corrupt("rollout_devices", format!("state {s:?}")))?)
 }
@@ -461,11 +474,29 @@ pub(crate) async fn unclaim_revert(
     Ok(())
 }
 
+/// Records that `device` refused the revert command of an aborted rollout, in every aborted
+/// rollout that sent it one and has no answer yet (a command refusal names no manifest); how
+/// many rows it marked.
+pub(crate) async fn revert_refused(conn: &mut AnyConnection, device: &str, reason: &str) -> Result<u64, RolloutError> {
+    let done = sqlx::query(
+        "UPDATE rollout_devices SET revert_refused = $1 WHERE device_id = $2 AND revert_seq IS NOT NULL \
+         AND revert_refused IS NULL AND state IN ('installed', 'confirmed') \
+         AND proposal_id IN (SELECT proposal_id FROM rollouts WHERE state = 'aborted')",
+    )
+    .bind(reason)
+    .bind(device)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Per wave, state and detail: how many, how many revert commands, first send, last change.
 pub(crate) struct StatusRow {
     pub wave: u32,
     pub state: DeviceState,
     pub detail: Option<String>,
+    /// Why the revert command was refused, if it was.
+    pub revert_refused: Option<String>,
     pub n: u32,
     pub reverts: u32,
     pub first_sent: Option<i64>,
@@ -474,9 +505,10 @@ pub(crate) struct StatusRow {
 
 pub(crate) async fn status_rows(conn: &mut AnyConnection, id: i64) -> Result<Vec<StatusRow>, RolloutError> {
     let rows = sqlx::query(
-        "SELECT CAST(wave AS BIGINT) AS wave, state, detail, COUNT(*) AS n, COUNT(revert_seq) AS reverts, \
-         MIN(sent_at) AS first_sent, MAX(updated_at) AS last_change FROM rollout_devices WHERE proposal_id = $1 \
-         GROUP BY wave, state, detail ORDER BY wave, state, detail",
+        "SELECT CAST(wave AS BIGINT) AS wave, state, detail, revert_refused, COUNT(*) AS n, \
+         COUNT(revert_seq) AS reverts, MIN(sent_at) AS first_sent, MAX(updated_at) AS last_change \
+         FROM rollout_devices WHERE proposal_id = $1 \
+         GROUP BY wave, state, detail, revert_refused ORDER BY wave, state, detail, revert_refused",
     )
     .bind(id)
     .fetch_all(&mut *conn)
@@ -487,6 +519,7 @@ pub(crate) async fn status_rows(conn: &mut AnyConnection, id: i64) -> Result<Vec
                 wave: r.try_get::<i64, _>("wave")? as u32,
                 state: device_state(&r.try_get::<String, _>("state")?)?,
                 detail: r.try_get("detail")?,
+                revert_refused: r.try_get("revert_refused")?,
                 n: r.try_get::<i64, _>("n")? as u32,
                 reverts: r.try_get::<i64, _>("reverts")? as u32,
                 first_sent: r.try_get("first_sent")?,

@@ -33,6 +33,15 @@ impl<T: Transport> Engine<T> {
                 Err(e) => return Err(e),
             }
         }
+        for r in &events {
+            // A refused command names no manifest: the answer to a revert sent after an abort.
+            if let Event::Refused { manifest: None, reason } = r.event {
+                let mut conn = self.wf.store.pool().acquire().await?;
+                if repo::revert_refused(&mut conn, &r.device, reason.name()).await? > 0 {
+                    tracing::warn!(device = r.device, reason = reason.name(), "a device refused its revert command");
+                }
+            }
+        }
         for r in statuses {
             if let Event::Status(status) = &r.event {
                 self.on_status(&r.device, status, r.counter).await?;

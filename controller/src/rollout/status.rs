@@ -16,7 +16,7 @@ pub struct RolloutStatus {
     pub manifest_digest: String,
     /// State.
     pub state: RolloutState,
-    /// The current wave (the last one once completed), from 0.
+    /// The current wave (the last one once completed), from 0 (people see it from 1).
     pub wave: u32,
     /// Started, unix ms.
     pub started_at: i64,
@@ -30,6 +30,9 @@ pub struct RolloutStatus {
     pub breach: Option<String>,
     /// Every wave together.
     pub totals: Counts,
+    /// Revert commands refused, every wave together: devices still running the aborted change.
+    #[serde(default)]
+    pub reverts_refused: u32,
     /// Each wave.
     pub waves: Vec<WaveStatus>,
 }
@@ -50,6 +53,10 @@ pub struct WaveStatus {
     pub reverted_by_reason: BTreeMap<String, u32>,
     /// Revert commands sent after an abort.
     pub revert_commands: u32,
+    /// Revert commands the devices refused, by reason (`security_counter_downgrade`, ...):
+    /// these devices still run the aborted change.
+    #[serde(default)]
+    pub revert_refused_by_reason: BTreeMap<String, u32>,
     /// First delivery, unix ms.
     pub first_sent_at: Option<i64>,
     /// Last change to any of its devices, unix ms.
@@ -93,6 +100,9 @@ impl<T: Transport> Engine<T> {
                 _ => {}
             }
             w.revert_commands += row.reverts;
+            if let Some(why) = row.revert_refused {
+                *w.revert_refused_by_reason.entry(why).or_default() += row.n;
+            }
             w.first_sent_at = match (w.first_sent_at, row.first_sent) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -114,6 +124,7 @@ impl<T: Transport> Engine<T> {
             updated_at: r.updated_at,
             finished_at: r.finished_at,
             breach: r.breach,
+            reverts_refused: waves.iter().flat_map(|w| w.revert_refused_by_reason.values()).sum(),
             totals,
             waves,
         })

@@ -194,6 +194,51 @@ both!(an_operator_abort_stops_the_rollout_and_reverts, |w: World| async move {
     assert!(matches!(e, RolloutError::WrongState { state: "aborted", .. }), "{e}");
 });
 
+both!(a_revert_refused_by_the_security_counter_is_shown_with_its_reason, |w: World| async move {
+    // The image raises the security counter above the factory image's: once confirmed, devices
+    // cannot go back to it, and each says so when told to revert.
+    let mut spec = w.spec(plan());
+    if let Some(f) = spec.firmware.as_mut() {
+        f.security_counter = 2;
+    }
+    let id = w.signed_spec("rita", "alice", spec).await;
+    let engine = w.engine();
+    engine.start_signed().await.unwrap();
+    w.step(&engine).await;
+    w.step(&engine).await;
+    let confirmed = engine.status(id).await.unwrap().totals.confirmed;
+    assert!(confirmed >= 2, "the canary confirmed");
+    engine.abort(w.user("erin"), id, "field reports from the canary").await.unwrap();
+    w.pump(&engine).await;
+    let s = engine.status(id).await.unwrap();
+    assert_eq!(s.totals.confirmed, confirmed, "nobody could revert: {s:#?}");
+    assert_eq!(s.reverts_refused, confirmed, "{s:#?}");
+    assert_eq!(s.waves[0].revert_refused_by_reason.get("security_counter_downgrade"), Some(&2), "{s:#?}");
+});
+
+both!(a_rollout_completes_only_once_every_device_has_an_outcome, |w: World| async move {
+    // Two devices of the last wave never answer; the rest confirm, above the threshold.
+    let silent: Vec<String> = World::wave_members(&SHARES, 3).into_iter().take(2).collect();
+    w.fake.fleet().silent = silent.iter().cloned().collect();
+    let id = w.signed(plan()).await;
+    let engine = w.engine();
+    engine.start_signed().await.unwrap();
+    for _ in 0..30 {
+        w.step(&engine).await;
+    }
+    let s = engine.status(id).await.unwrap();
+    assert_eq!((s.state, s.wave, s.waves[3].counts.sent), (RolloutState::RollingOut, 3, 2), "{s:#?}");
+    assert_eq!(w.proposal_state(id).await, State::RollingOut);
+    // The device timeout gives them an outcome; only then is the rollout complete.
+    w.wf.clock.advance(30 * MINUTE);
+    w.step(&engine).await;
+    w.step(&engine).await;
+    let s = engine.status(id).await.unwrap();
+    assert_eq!((s.state, s.totals.failed, s.totals.sent), (RolloutState::Completed, 2, 0), "{s:#?}");
+    let kinds = w.audit_kinds(id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "rollout_completed").count(), 1);
+});
+
 both!(silent_devices_count_as_failed_after_the_device_timeout, |w: World| async move {
     let silent: Vec<String> = World::wave_members(&SHARES, 2).into_iter().take(5).collect();
     w.fake.fleet().silent = silent.iter().cloned().collect();
@@ -288,16 +333,19 @@ both!(a_kill_between_commit_and_publish_loses_one_delivery_and_never_repeats_it,
     assert_eq!(lost.len(), 1);
     let engine = w.restarted().await;
     let s = w.run(&engine, id, 60).await;
-    // 79 of 80 confirmed in that wave is above the success threshold: the rollout completes.
-    assert_eq!(s.state, RolloutState::Completed, "{s:#?}");
+    // 79 of 80 confirmed in that wave is above the success threshold, but the lost device has
+    // no outcome yet: the rollout is not complete before the device timeout fails it.
+    assert_eq!((s.state, s.totals.in_flight()), (RolloutState::RollingOut, 1), "{s:#?}");
     let sent = once_each(&w.fake.fleet().log.deliveries);
     assert_eq!(sent.len(), COHORT - 1);
     assert!(!sent.contains(&lost[0]), "the lost delivery is never sent again");
     // The device it was for counts as failed once the device timeout passed.
     w.wf.clock.advance(31 * MINUTE);
     w.step(&engine).await;
+    w.step(&engine).await;
     let s = engine.status(id).await.unwrap();
     assert_eq!((s.totals.failed, s.totals.in_flight()), (1, 0), "{s:#?}");
+    assert_eq!(s.state, RolloutState::Completed, "{s:#?}");
 });
 
 both!(a_delivery_the_transport_refuses_is_retried_not_lost, |w: World| async move {

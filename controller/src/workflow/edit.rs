@@ -39,6 +39,7 @@ impl Workflow {
         let old = repo::revision(&mut tx, id, p.revision).await?;
         restore_secrets(&mut spec, &old.spec);
         let resolved = self.resolve(&spec, &fleet).await?;
+        self.check_rollback(&mut tx, &spec).await?;
         let old_manifest: airlock_proto::Manifest<'_> =
             airlock_proto::decode(&old.manifest).map_err(WorkflowError::DeviceRefusal)?;
         // Rebuild the manifest as the old revision would have: same revision, sequence and times.

@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`spec`]: what a requester asks for, validated, and the manifest it becomes.
 //! - `propose`, `decide`, `edit`, `timers`: the transitions.
+//! - `rollback`: whether the rollback plan can happen (the security counter), at propose time.
 //! - [`view`]: proposals as the API, CLI and approval card show them.
 //! - `repo`: the rows behind it all.
 
@@ -23,6 +24,7 @@ mod decide;
 mod edit;
 mod propose;
 mod repo;
+mod rollback;
 pub mod spec;
 mod timers;
 pub mod view;
@@ -84,22 +86,23 @@ impl State {
         }
     }
 
+    /// Every state, in workflow order.
+    pub const ALL: [State; 10] = [
+        State::AwaitingApproval,
+        State::Blocked,
+        State::Approved,
+        State::Signed,
+        State::Rejected,
+        State::Expired,
+        State::RollingOut,
+        State::Completed,
+        State::Paused,
+        State::Aborted,
+    ];
+
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<State> {
-        [
-            State::AwaitingApproval,
-            State::Blocked,
-            State::Approved,
-            State::Signed,
-            State::Rejected,
-            State::Expired,
-            State::RollingOut,
-            State::Completed,
-            State::Paused,
-            State::Aborted,
-        ]
-        .into_iter()
-        .find(|st| st.name() == s)
+        State::ALL.into_iter().find(|st| st.name() == s)
     }
 }
 
@@ -126,7 +129,7 @@ pub enum WorkflowError {
         role: String,
     },
     /// The requester tried to approve their own proposal.
-    #[error("{0} requested this proposal and cannot approve or reject it")]
+    #[error("separation of duties: {0} requested this proposal and cannot approve or reject it")]
     SelfApproval(String),
     /// The approver already decided on this revision.
     #[error("{0} has already decided on this revision")]

@@ -20,6 +20,11 @@ pub(super) struct Resolved {
 impl Workflow {
     /// Resolves the cohort and tiers the spec (also what `explain` shows).
     pub(super) async fn resolve(&self, spec: &Spec, fleet: &[Device]) -> Result<Resolved, WorkflowError> {
+        self.resolve_now(spec, fleet)
+    }
+
+    /// [`Workflow::resolve`], which needs nothing but the fleet and the policy.
+    pub(super) fn resolve_now(&self, spec: &Spec, fleet: &[Device]) -> Result<Resolved, WorkflowError> {
         spec.validate()?;
         let (cohort, preview) = registry::resolve(fleet, &spec.cohort)?;
         let in_cohort: Vec<&Device> = fleet.iter().filter(|d| cohort.contains(&d.id)).collect();
@@ -83,6 +88,7 @@ impl Workflow {
         let resolved = self.resolve(&spec, &fleet).await?;
         let now = self.clock.now_ms();
         let mut tx = self.store.pool().begin().await?;
+        self.check_rollback(&mut tx, &spec).await?;
         let mut p = ProposalRow {
             id: 0,
             kind: spec.kind,

@@ -218,6 +218,7 @@ both!(the_requester_cannot_approve_their_own_proposal, |w: World| async move {
     let v = w.wf.propose(w.user("alice"), two_person()).await.unwrap();
     let e = w.decide("alice", &v, Decision::Approve).await.unwrap_err();
     assert!(matches!(e, WorkflowError::SelfApproval(ref who) if who == "alice"), "{e}");
+    assert!(e.to_string().starts_with("separation of duties: alice requested"), "{e}");
 });
 
 both!(the_same_approver_cannot_approve_twice, |w: World| async move {
@@ -298,6 +299,10 @@ both!(a_material_edit_voids_approvals_and_a_wording_edit_keeps_them, |w: World| 
     let v2 = w.wf.edit(w.user("rita"), v.id, wording).await.unwrap();
     assert_eq!((v2.revision, v2.quorum.have), (2, 1), "nothing signed changed");
     assert_eq!(v2.manifest_digest, v.manifest_digest);
+    // The card of the new revision still matches the bytes approvers sign, so it stays decidable.
+    let card: crate::cli::types::ProposalView = serde_json::from_value(serde_json::to_value(&v2).unwrap()).unwrap();
+    let local = crate::cli::manifest::inspect(&card).unwrap();
+    assert!(local.disagreements.is_empty(), "{:?}", local.disagreements);
     let mut wider = two_person();
     wider.cohort = production(10.0 / 180.0);
     let v3 = w.wf.edit(w.user("rita"), v.id, wider).await.unwrap();
@@ -307,6 +312,39 @@ both!(a_material_edit_voids_approvals_and_a_wording_edit_keeps_them, |w: World| 
     let e = w.decide("carol", &v2, Decision::Approve).await.unwrap_err();
     assert!(matches!(e, WorkflowError::StaleRevision { given: 2, current: 3 }), "{e}");
     w.audit_ok().await;
+});
+
+both!(a_rollback_the_security_counter_rules_out_is_refused_at_propose_time, |w: World| async move {
+    // Counter 1 signed for gw-m4 ...
+    let v = w.wf.propose(w.user("rita"), two_person()).await.unwrap();
+    let v = w.decide("alice", &v, Decision::Approve).await.unwrap();
+    let v = w.decide("carol", &v, Decision::Approve).await.unwrap();
+    assert_eq!(v.state, State::Signed);
+    // ... so counter 2 with "rollback: previous" cannot keep its promise.
+    let mut raised = two_person();
+    raised.firmware.as_mut().unwrap().version = "2.5.0".into();
+    raised.firmware.as_mut().unwrap().security_counter = 2;
+    let e = w.wf.propose(w.user("rita"), raised.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("rollback \"previous\" cannot happen: security counter 2 rises above 1"), "{e}");
+    // Saying so is accepted, and the tier accounts for it.
+    raised.rollback = RollbackSpec::None;
+    let v = w.wf.propose(w.user("rita"), raised).await.unwrap();
+    assert_eq!(v.manifest.rollback, "none");
+    // The same counter keeps the promise.
+    let mut same = two_person();
+    same.firmware.as_mut().unwrap().version = "2.5.1".into();
+    w.wf.propose(w.user("rita"), same).await.unwrap();
+});
+
+both!(only_alternatives_that_are_really_safer_are_offered, |w: World| async move {
+    // One device: a "canary" of it is the same device at the same tier, not safer.
+    let one = firmware(Selector { ids: vec!["dev-0001".into()], ..Selector::default() });
+    let v = w.wf.propose(w.user("rita"), one).await.unwrap();
+    assert!(v.alternatives.is_empty(), "{:?}", v.alternatives.iter().map(|a| &a.label).collect::<Vec<_>>());
+    // The whole production fleet: the canary reaches fewer devices, and says how many.
+    let v = w.wf.propose(w.user("rita"), firmware(production(1.0))).await.unwrap();
+    let canary = v.alternatives.iter().find(|a| a.label.starts_with("Canary only")).expect("a canary alternative");
+    assert!(canary.label.contains("(2 devices, tier "), "{}", canary.label);
 });
 
 both!(an_edit_re_tiers_the_proposal, |w: World| async move {

@@ -8,7 +8,7 @@ use super::repo::{self, ApprovalRow, ProposalRow, RevisionRow};
 use super::spec::{Spec, REDACTED};
 use super::{State, Workflow, WorkflowError};
 use crate::registry::{self, Preview, Selector};
-use airlock_proto::{Action, Manifest, Rollback};
+use airlock_proto::{Action, Manifest, Rollback, Tier};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -179,6 +179,9 @@ pub struct ProposalView {
     pub break_glass: bool,
     /// Current revision.
     pub revision: u32,
+    /// The revision the manifest was built for: older than `revision` after wording-only edits,
+    /// which keep the signed bytes (and the approvals over them).
+    pub manifest_revision: u32,
     /// Escalation level (0: first pools).
     pub escalation_level: u32,
     /// Pools the request has been routed to so far.
@@ -282,6 +285,7 @@ impl Workflow {
         let ids = Selector { ids: rev.cohort.clone(), ..Selector::default() };
         let preview =
             registry::resolve(fleet, &ids).map(|(_, pv)| pv).unwrap_or_else(|_| empty_preview(&rev, &manifest));
+        let alternatives = self.safer_alternatives(&spec, fleet, preview.count, p.tier);
         let routed_to: Vec<String> = (0..=p.escalation_level).flat_map(|l| self.pools_at(&p, l)).collect();
         let now_s = (self.clock.now_ms() / 1000).max(0) as u64;
         let on_call = routed_to
@@ -317,6 +321,7 @@ impl Workflow {
             tier: p.tier.name(),
             break_glass: p.break_glass,
             revision: p.revision,
+            manifest_revision: manifest.revision,
             escalation_level: p.escalation_level,
             routed_to,
             on_call,
@@ -326,7 +331,7 @@ impl Workflow {
             decided_at: p.decided_at,
             decision: serde_json::from_str(&rev.decision).unwrap_or(serde_json::Value::Null),
             preview,
-            alternatives: alternatives(&spec),
+            alternatives,
             spec: spec.redacted(),
             manifest_hex: hex::encode(&rev.manifest),
             manifest_digest: rev.manifest_digest,
@@ -409,13 +414,36 @@ fn config_diff(base: Option<&Spec>, spec: &Spec) -> Vec<DiffLine> {
         .collect()
 }
 
+impl Workflow {
+    /// The candidate alternatives that really are safer than the proposal as it stands: each is
+    /// resolved against the fleet and tiered, and kept only if it reaches fewer devices or
+    /// lands in a lower tier; its label says how many devices and which tier.
+    fn safer_alternatives(&self, spec: &Spec, fleet: &[registry::Device], count: u32, tier: Tier) -> Vec<Alternative> {
+        alternatives(spec)
+            .into_iter()
+            .filter_map(|mut alt| {
+                let r = self.resolve_now(&alt.spec, fleet).ok()?;
+                let (n, t) = (r.preview.count, r.decision.tier);
+                if n == 0 || (n >= count && t >= tier) {
+                    return None;
+                }
+                let devices = if n == 1 { "device" } else { "devices" };
+                alt.label = format!("{} ({n} {devices}, tier {})", alt.label, t.name());
+                alt.spec = alt.spec.redacted();
+                Some(alt)
+            })
+            .collect()
+    }
+}
+
+/// Candidate alternatives, secrets not yet redacted.
 fn alternatives(spec: &Spec) -> Vec<Alternative> {
     let share = spec.cohort.share.unwrap_or(1.0);
     let mut out = Vec::new();
     let with_share = |label: &str, s: f64| {
         let mut alt = spec.clone();
         alt.cohort.share = Some(s.clamp(0.0001, 1.0));
-        Alternative { label: label.into(), spec: alt.redacted() }
+        Alternative { label: label.into(), spec: alt }
     };
     if share > 0.01 {
         out.push(with_share("Canary only: 1% of the cohort", share * 0.01));
@@ -426,7 +454,7 @@ fn alternatives(spec: &Spec) -> Vec<Alternative> {
     if !spec.has_rollback() {
         let mut alt = spec.clone();
         alt.rollback = super::spec::RollbackSpec::Previous;
-        out.push(Alternative { label: "Add a rollback plan (previous image or config)".into(), spec: alt.redacted() });
+        out.push(Alternative { label: "Add a rollback plan (previous image or config)".into(), spec: alt });
     }
     out
 }
