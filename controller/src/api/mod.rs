@@ -57,4 +57,6 @@ pub fn router(state: AppState) -> Router {
 }
 
 #[cfg(test)]
+mod storage_full_tests;
+#[cfg(test)]
 mod tests;
