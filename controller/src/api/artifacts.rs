@@ -45,10 +45,10 @@ pub(super) async fn upload(
         }
     }
     let artifact = upload.finish().await?;
-    let mut tx = s.wf.store.pool().begin().await.map_err(AppError::internal)?;
+    let mut tx = s.wf.store.pool().begin().await?;
     let entry = serde_json::json!({ "sha256": artifact.sha256, "size": artifact.size });
     s.wf.record(&mut tx, &caller.0.name, "artifact_uploaded", None, entry).await?;
-    tx.commit().await.map_err(AppError::internal)?;
+    tx.commit().await?;
     tracing::info!(sha256 = %artifact.sha256, size = artifact.size, by = %caller.0.name, "artifact stored");
     Ok((StatusCode::CREATED, Json(artifact)))
 }

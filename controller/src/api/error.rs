@@ -1,6 +1,8 @@
-//! One error type for every handler: clear 4xx messages for bad input, a logged 500 for
-//! internal faults (never details or a stack trace to the client).
+//! One error type for every handler: clear 4xx messages for bad input, a 503 saying the write
+//! was not saved when the database is full or unavailable, a logged 500 for internal faults
+//! (never details or a stack trace to the client).
 
+use crate::store::Unavailable;
 use crate::workflow::WorkflowError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -29,6 +31,46 @@ impl AppError {
         Self::new(StatusCode::FORBIDDEN, message)
     }
 
+    /// 503 when the database is unavailable (full, unreachable, failing I/O): the write was
+    /// rolled back and the message says so; 500 for any other database fault.
+    pub fn storage(e: &sqlx::Error) -> Self {
+        match crate::store::unavailable(e) {
+            Some(kind) => Self::unavailable(kind, e),
+            None => Self::internal(e),
+        }
+    }
+
+    fn unavailable(kind: Unavailable, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "database unavailable; request refused with 503");
+        let message = match kind {
+            Unavailable::Full => {
+                "database or disk is full: nothing was saved; retry once space has been freed on the controller"
+            }
+            Unavailable::Down => "database unavailable: nothing was saved; retry later",
+        };
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    fn store(e: crate::store::StoreError) -> Self {
+        match e.unavailable() {
+            Some(kind) => Self::unavailable(kind, e),
+            None => Self::internal(e),
+        }
+    }
+
+    fn audit(e: crate::audit::AuditError) -> Self {
+        use crate::audit::AuditError as A;
+        let kind = match &e {
+            A::Db(db) => crate::store::unavailable(db),
+            A::Store(s) => s.unavailable(),
+            _ => None,
+        };
+        match kind {
+            Some(kind) => Self::unavailable(kind, e),
+            None => Self::internal(e),
+        }
+    }
+
     /// 500, logged with its cause; the client sees only that it was internal.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
@@ -52,7 +94,14 @@ impl From<WorkflowError> for AppError {
             W::NotFound(_) => StatusCode::NOT_FOUND,
             W::Forbidden { .. } | W::SelfApproval(_) => StatusCode::FORBIDDEN,
             W::DuplicateApprover(_) | W::StaleRevision { .. } | W::WrongState { .. } => StatusCode::CONFLICT,
-            W::DeviceRefusal(_) | W::Store(_) | W::Audit(_) => return AppError::internal(e),
+            W::DeviceRefusal(_) => return AppError::internal(e),
+            W::Store(_) | W::Audit(_) => {
+                return match e {
+                    W::Store(s) => AppError::store(s),
+                    W::Audit(a) => AppError::audit(a),
+                    other => AppError::internal(other),
+                };
+            }
         };
         AppError::new(status, e.to_string())
     }
@@ -60,12 +109,18 @@ impl From<WorkflowError> for AppError {
 
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
-        AppError::internal(e)
+        AppError::store(e)
     }
 }
 
 impl From<crate::audit::AuditError> for AppError {
     fn from(e: crate::audit::AuditError) -> Self {
-        AppError::internal(e)
+        AppError::audit(e)
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::storage(&e)
     }
 }

@@ -47,14 +47,14 @@ pub(super) async fn enroll(
     }
     let password = credentials::new_password().map_err(AppError::internal)?;
     d.enrolled_at = s.wf.clock.now_ms();
-    let mut tx = s.wf.store.pool().begin().await.map_err(AppError::internal)?;
+    let mut tx = s.wf.store.pool().begin().await?;
     let done = crate::registry::enroll(&mut tx, &d, &credentials::hash(&password)).await?;
     let entry = serde_json::json!({
         "device": d.id, "public_key": d.public_key, "hardware": d.hardware, "environment": d.environment,
         "broker_password_rotated": done.existed, "key_changed": done.key_changed,
     });
     s.wf.record(&mut tx, &caller.0.name, "device_enrolled", None, entry).await?;
-    tx.commit().await.map_err(AppError::internal)?;
+    tx.commit().await?;
     if !done.existed && s.delivery.as_ref().is_some_and(|dl| dl.info.embedded) {
         warn_past_embedded_limit(s.wf.store.pool()).await?;
     }

@@ -1,4 +1,4 @@
-//! The HTTP API: JSON over axum, a bearer token on every route but `/healthz` and
+//! The HTTP API: JSON over axum, a bearer token on every route but `/healthz`, `/readyz` and
 //! `/openapi.json`, roles checked per route (and separation of duties in the workflow). The web
 //! UI's scripts call the same routes with its session cookie instead ([`auth`]).
 //! `docs/api.md` is the reference.
@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`error`]: `AppError`, the one error type of every handler.
 //! - [`auth`]: the `Caller` extractor and role checks.
+//! - `health`: `/healthz` (liveness) and `/readyz` (database and broker up).
 //! - `proposals`: propose, list, show, decide, edit, explain, queue.
 //! - `rollouts`: rollout status per wave, resume, abort.
 //! - `fleet`: devices (enrolment issues broker logins), users, TrustRoot, policy, tasks, audit,
@@ -17,6 +18,7 @@ mod artifacts;
 pub mod auth;
 pub mod error;
 mod fleet;
+mod health;
 pub mod openapi;
 mod proposals;
 mod rollouts;
@@ -30,7 +32,8 @@ use axum::Router;
 /// The API router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::document))
         .route("/metrics", get(fleet::prometheus))
         .route("/api/me", get(fleet::me))
@@ -56,5 +59,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+#[cfg(test)]
+mod storage_full_tests;
 #[cfg(test)]
 mod tests;

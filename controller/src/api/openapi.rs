@@ -27,6 +27,13 @@ const BINARY: &str = "Binary";
 /// Every route the API serves.
 pub const ROUTES: &[Route] = &[
     Route { method: "get", path: "/healthz", roles: &[], summary: "Liveness", body: None },
+    Route {
+        method: "get",
+        path: "/readyz",
+        roles: &[],
+        summary: "Readiness: database and broker up (503 naming which is down)",
+        body: None,
+    },
     Route { method: "get", path: "/openapi.json", roles: &[], summary: "This document", body: None },
     Route { method: "get", path: "/metrics", roles: ANY, summary: "Prometheus metrics", body: None },
     Route { method: "get", path: "/api/me", roles: ANY, summary: "The caller", body: None },

@@ -14,6 +14,8 @@
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub mod testing;
@@ -54,6 +56,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the largest database file, in pages (`PRAGMA max_page_count`), applied to
+    /// every connection the pool opens; 0 leaves SQLite's default (no practical limit).
+    page_limit: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -73,13 +78,27 @@ impl Store {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let page_limit = Arc::new(AtomicU64::new(0));
+        let limit = page_limit.clone();
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).after_connect(move |conn, _| {
+            let pages = limit.load(Ordering::Acquire);
+            Box::pin(async move {
+                if pages > 0 {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        });
         // SQLite allows one writer at a time; one connection serialises every transaction
         // instead of failing some with SQLITE_BUSY.
         let options = match backend {
             Backend::Sqlite => options.max_connections(1),
             Backend::Postgres => options.max_connections(8),
         };
+        let options =
+            options.after_release(move |conn, _| Box::pin(async move { Ok(left_clean(conn, backend).await) }));
         let pool = options.connect(&url).await?;
         if backend == Backend::Sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
@@ -90,7 +109,29 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, page_limit })
+    }
+
+    /// SQLite only: caps the database file at `pages` pages (of `PRAGMA page_size` bytes), now
+    /// and on every connection opened later. Writes past it fail with "database or disk is
+    /// full", as on a full disk; raising the cap is space returning. A no-op on PostgreSQL.
+    pub async fn set_sqlite_page_limit(&self, pages: u64) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        self.page_limit.store(pages, Ordering::Release);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}"))).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// SQLite only: the database's size in pages (0 on PostgreSQL).
+    pub async fn sqlite_page_count(&self) -> Result<u64, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        let row =
+            sqlx::query("SELECT CAST(page_count AS BIGINT) FROM pragma_page_count()").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
     }
 
     /// The pool.
@@ -109,6 +150,33 @@ impl Store {
     }
 }
 
+/// Whether a connection going back to the pool is outside any transaction, and so safe to hand
+/// out again; a connection that is not is closed, which rolls its transaction back.
+///
+/// This is the guard against acknowledged writes that never reach the file. After a storage
+/// error ("database or disk is full", an I/O error) SQLite may roll the transaction back on its
+/// own, or refuse the `ROLLBACK` sqlx then sends; either way sqlx's count of open transactions and
+/// SQLite's disagree. With the count stuck above zero, every later `BEGIN` becomes a `SAVEPOINT`
+/// and every `COMMIT` a `RELEASE` inside a transaction that is never committed: writes answer
+/// 201 and vanish at the next restart. Asking SQLite itself (a raw `BEGIN` fails inside a
+/// transaction) catches both sides of the disagreement.
+async fn left_clean(conn: &mut sqlx::AnyConnection, backend: Backend) -> bool {
+    use sqlx::Connection as _;
+    let outside = match backend {
+        // The first statement also runs any rollback sqlx queued when a transaction was dropped.
+        Backend::Sqlite => match sqlx::raw_sql("BEGIN").execute(&mut *conn).await {
+            Ok(_) => sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_ok(),
+            Err(_) => false,
+        },
+        Backend::Postgres => conn.ping().await.is_ok(),
+    };
+    let clean = outside && !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!(?backend, "closing a database connection left inside a transaction after an error");
+    }
+    clean
+}
+
 /// Takes the next value of a named counter inside `tx`. The row lock it takes serialises
 /// concurrent writers on PostgreSQL; SQLite has one writer anyway.
 pub async fn next_counter(tx: &mut sqlx::AnyConnection, name: &str) -> Result<i64, StoreError> {
@@ -121,7 +189,60 @@ pub async fn next_counter(tx: &mut sqlx::AnyConnection, name: &str) -> Result<i6
     Ok(row.try_get::<i64, _>(0)?)
 }
 
+/// How a database failure should be told to a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The database or its disk is full (SQLite `SQLITE_FULL`, PostgreSQL `53100`).
+    Full,
+    /// The database cannot be reached, is busy, failing I/O or shutting down.
+    Down,
+}
+
+impl StoreError {
+    /// Whether this failure is the database being unavailable (full, unreachable, failing I/O)
+    /// rather than a fault in the request or the code: such writes were rolled back and may be
+    /// retried later.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            StoreError::Db(e) => unavailable(e),
+            _ => None,
+        }
+    }
+}
+
+/// See [`StoreError::unavailable`].
+pub fn unavailable(e: &sqlx::Error) -> Option<Unavailable> {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            let message = db.message();
+            // SQLite's primary result code is the low byte of the extended one.
+            let sqlite = code.parse::<u32>().ok().map(|c| c & 0xff);
+            if sqlite == Some(13) || code == "53100" || message.contains("database or disk is full") {
+                Some(Unavailable::Full)
+            } else if matches!(sqlite, Some(5 | 6 | 10 | 14))
+                || code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+            {
+                Some(Unavailable::Down)
+            } else {
+                None
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => Some(Unavailable::Down),
+        _ => None,
+    }
+}
+
 /// Builds a [`StoreError::Corrupt`].
 pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, detail: detail.to_string() }
 }
+
+#[cfg(test)]
+mod tests;
