@@ -146,30 +146,9 @@ impl Witness {
         &self.path
     }
 
-    /// Every record, in file order; each must parse and be signed by the audit key, and seqs must
-    /// increase. A missing file holds none.
+    /// Every record, in file order (see [`read`]).
     pub fn records(&self) -> Result<Vec<Record>, WitnessError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(WitnessError::Io { path: self.path.clone(), source }),
-        };
-        let mut out: Vec<Record> = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let bad = |detail: String| WitnessError::BadLine { path: self.path.clone(), line: i + 1, detail };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let r = Record::parse(line).map_err(bad)?;
-            if !r.signed_by(&self.key) {
-                return Err(bad(format!("checkpoint {} is not signed by the audit key", r.seq)));
-            }
-            if out.last().is_some_and(|last| last.seq >= r.seq) {
-                return Err(bad(format!("checkpoint {} does not follow the line before", r.seq)));
-            }
-            out.push(r);
-        }
-        Ok(out)
+        read(&self.path, Some(&self.key))
     }
 
     /// Copies every checkpoint committed since the last line into the file, after checking that
@@ -292,6 +271,35 @@ impl Witness {
         let head = head.and_then(|h| u64::try_from(h).ok()).unwrap_or(0);
         Ok(compare(&newest, head, stored_hash(pool, newest.seq).await?))
     }
+}
+
+/// Every record of the file at `path`, in file order; each must parse, be validly signed by `key`
+/// (when `None`: by the key the first line names) and follow the one before. A missing file
+/// holds none.
+pub fn read(path: &Path, key: Option<&airlock_proto::PublicKey>) -> Result<Vec<Record>, WitnessError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(WitnessError::Io { path: path.to_path_buf(), source }),
+    };
+    let mut key = key.copied();
+    let mut out: Vec<Record> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let bad = |detail: String| WitnessError::BadLine { path: path.to_path_buf(), line: i + 1, detail };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r = Record::parse(line).map_err(bad)?;
+        let key = *key.get_or_insert_with(|| airlock_proto::PublicKey::from(r.key));
+        if !r.signed_by(&key) {
+            return Err(bad(format!("checkpoint {} is not signed by the audit key", r.seq)));
+        }
+        if out.last().is_some_and(|last| last.seq >= r.seq) {
+            return Err(bad(format!("checkpoint {} does not follow the line before", r.seq)));
+        }
+        out.push(r);
+    }
+    Ok(out)
 }
 
 /// What the trail holds against the witnessed `newest`: `head` is the trail's newest seq,
