@@ -89,8 +89,14 @@ impl Controller {
                 m
             }
         };
-        let config =
-            Config { data_dir: data, policies, database_url: None, mqtt: Some(mqtt), max_artifact_bytes: 64 << 20 };
+        let config = Config {
+            data_dir: data,
+            policies,
+            database_url: None,
+            mqtt: Some(mqtt),
+            max_artifact_bytes: 64 << 20,
+            audit_dir: None,
+        };
         let (mut c, _) = Self::start_with(&config, listen).await?;
         if let Some(r) = c.running.as_mut() {
             r._tmp = tmp;

@@ -17,11 +17,15 @@
 //! [`verify`] walks the whole trail and names every problem with its seq. [`entries`] reads rows
 //! for display; it does not verify them.
 //!
-//! What this cannot catch on its own: someone with the database *and* the audit key can write
-//! any history, and someone with only the database can delete the newest entries together with
-//! their checkpoints (the next [`append`] then refuses to chain, unless they also wound back the
-//! `audit_seq` counter). Publish [`VerifyReport::head`] somewhere else (a log shipper, a ticket)
-//! and compare it later to close the second gap.
+//! 4. **A witness file** ([`witness`]) outside the database's directory: the server copies each
+//!    committed checkpoint into it, after checking that the trail still chains onto what it
+//!    witnessed before. The database alone cannot tell that its newest entries were deleted
+//!    together with their checkpoints (with or without the `audit_seq` counter wound back), nor
+//!    that the whole trail was re-chained by someone holding the audit key; the witness can, with
+//!    `airlock audit verify --against FILE` or [`witness::Witness::check`].
+//!
+//! What remains: someone with the database, the audit key *and* write access to the witness file
+//! can write any history; keep the three apart (`docs/deploy.md`).
 //!
 //! # Layout
 //! - this file: the API types ([`Entry`], [`AuditKey`], [`Appended`], [`StoredEntry`],
@@ -31,11 +35,13 @@
 //! - `read`: [`entries`].
 //! - `verify`: [`verify`] and its [`VerifyReport`].
 //! - `problem`: [`Problem`], what verification can find.
+//! - [`witness`]: the witness file of signed checkpoints, kept outside the database.
 //! - `tests`: both backends, a clean trail and every kind of tampering.
 
 use ed25519_dalek::SigningKey;
 
 pub mod chain;
+pub mod witness;
 
 mod append;
 mod problem;

@@ -65,6 +65,21 @@ pub enum Problem {
         /// The row.
         seq: u64,
     },
+    /// The trail ends before a checkpoint the witness file holds: the newest entries were deleted
+    /// together with their checkpoints.
+    BehindWitness {
+        /// The first missing seq.
+        seq: u64,
+        /// The newest witnessed seq.
+        witnessed: u64,
+    },
+    /// The entry at a witnessed seq is not the one witnessed: the trail was rewritten at or before
+    /// it (re-chained with the audit key, or truncated and written again after winding back the
+    /// seq counter).
+    WitnessMismatch {
+        /// The witnessed seq.
+        seq: u64,
+    },
     /// A stored value does not parse (seq 0 for a row whose seq is not positive).
     Corrupt {
         /// The row or checkpoint.
@@ -87,6 +102,8 @@ impl Problem {
             Problem::ForgedCheckpoint { .. } => "forged_checkpoint",
             Problem::ForeignCheckpoint { .. } => "foreign_checkpoint",
             Problem::CheckpointMismatch { .. } => "checkpoint_mismatch",
+            Problem::BehindWitness { .. } => "behind_witness",
+            Problem::WitnessMismatch { .. } => "witness_mismatch",
             Problem::Corrupt { .. } => "corrupt",
         }
     }
@@ -103,6 +120,8 @@ impl Problem {
             | Problem::ForgedCheckpoint { seq }
             | Problem::ForeignCheckpoint { seq, .. }
             | Problem::CheckpointMismatch { seq }
+            | Problem::BehindWitness { seq, .. }
+            | Problem::WitnessMismatch { seq }
             | Problem::Corrupt { seq, .. } => *seq,
         }
     }
@@ -149,6 +168,16 @@ impl fmt::Display for Problem {
             Problem::CheckpointMismatch { seq } => {
                 write!(f, "entry {seq} was rewritten: its hash differs from the one its signed checkpoint holds")
             }
+            Problem::BehindWitness { seq, witnessed } => write!(
+                f,
+                "the trail was truncated: it ends at entry {}, but the witness file holds a signed \
+                 checkpoint of entry {witnessed} (entries {seq} to {witnessed} were deleted with their checkpoints)",
+                seq.saturating_sub(1)
+            ),
+            Problem::WitnessMismatch { seq } => write!(
+                f,
+                "entry {seq} is not the entry the witness file holds: the trail was rewritten at or before it"
+            ),
             Problem::Corrupt { seq, detail } => write!(f, "entry {seq} is unreadable: {detail}"),
         }
     }

@@ -4,19 +4,28 @@ use super::client::{self, parse};
 use super::render::{short, utc};
 use super::types::StoredEntry;
 use super::{out, out_json, CliError, Ctx};
+use crate::audit::chain;
+use crate::audit::witness::{self, Record};
+use crate::audit::Problem;
 use clap::Subcommand;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole trail (hash chain and signed checkpoints); exit 1 on any problem
     #[command(
-        after_help = "Examples:\n  airlock audit verify\n  airlock audit verify || page-oncall \"audit trail tampered\"\n\nRecord the printed head somewhere else: a later run that shows an older head means the\nnewest entries were deleted together with their checkpoints."
+        after_help = "Examples:\n  airlock audit verify\n  airlock audit verify --against /var/lib/airlock-audit/audit.witness\n  airlock audit verify || page-oncall \"audit trail tampered\"\n\nThe controller copies every signed checkpoint to a witness file outside the database\n(AUDIT/audit.witness). Only --against it shows that the newest entries were deleted with\ntheir checkpoints, or that the trail was re-signed with a stolen audit key."
     )]
-    Verify,
+    Verify {
+        /// Also check the trail against this witness file (or a copy of it): the trail must
+        /// still hold the newest checkpoint it witnessed.
+        #[arg(long, value_name = "HEAD-FILE")]
+        against: Option<PathBuf>,
+    },
     /// Show audit entries, newest last
     #[command(
         after_help = "Examples:\n  airlock audit log --proposal 12\n  airlock audit log --limit 20\n  airlock --json audit log --proposal 12"
@@ -34,9 +43,29 @@ pub enum AuditCommand {
 /// Runs an `audit` subcommand.
 pub async fn run(ctx: &Ctx, cmd: AuditCommand) -> Result<(), CliError> {
     match cmd {
-        AuditCommand::Verify => {
-            let v = client::audit_verify(&ctx.client()?).await?;
-            let report: Report = parse("GET /api/audit/verify", v.clone())?;
+        AuditCommand::Verify { against } => {
+            let c = ctx.client()?;
+            let mut v = client::audit_verify(&c).await?;
+            let mut report: Report = parse("GET /api/audit/verify", v.clone())?;
+            if let Some(path) = against {
+                let found = against_witness(&c, &report, &path).await?;
+                let witnessed = found.as_ref().map(|(r, _)| r.seq);
+                let problem = found.and_then(|(_, p)| p);
+                if let Some(p) = &problem {
+                    report.problems.push(ReportedProblem { seq: p.seq(), problem: p.to_string() });
+                    report.ok = false;
+                }
+                report.witness = Some(WitnessCheck { file: path.display().to_string(), seq: witnessed });
+                if let Value::Object(m) = &mut v {
+                    m.insert("ok".into(), Value::Bool(report.problem_count() == 0));
+                    m.insert("witness".into(), serde_json::json!({ "file": path, "seq": witnessed }));
+                    if let Some(p) = &problem {
+                        if let Some(Value::Array(list)) = m.get_mut("problems") {
+                            list.push(serde_json::json!({ "seq": p.seq(), "problem": p.to_string() }));
+                        }
+                    }
+                }
+            }
             if ctx.json {
                 out_json(&v)?;
             } else {
@@ -60,6 +89,39 @@ pub async fn run(ctx: &Ctx, cmd: AuditCommand) -> Result<(), CliError> {
     }
 }
 
+/// The API's `limit` cap on `GET /api/audit`.
+const MOST_ENTRIES: u64 = 10_000;
+
+/// Checks the trail the server reports against the newest record of the witness file at `path`:
+/// `None` when the file holds no record, else the record and the problem found, if any.
+async fn against_witness(
+    c: &client::Client,
+    report: &Report,
+    path: &Path,
+) -> Result<Option<(Record, Option<Problem>)>, CliError> {
+    let records = witness::read(path, None).map_err(|e| CliError::Failed(e.to_string()))?;
+    let Some(newest) = records.into_iter().next_back() else { return Ok(None) };
+    let head = report.head.as_ref().map_or(0, |h| h.seq);
+    if head < newest.seq {
+        let p = witness::compare(&newest, head, None);
+        return Ok(Some((newest, p)));
+    }
+    let behind = head - newest.seq + 1;
+    if behind > MOST_ENTRIES {
+        return Err(CliError::Failed(format!(
+            "the witness {} ends at entry {}, more than {MOST_ENTRIES} entries before the trail's head {head}: \
+             the controller has not been witnessing; check its log",
+            path.display(),
+            newest.seq
+        )));
+    }
+    let v = client::audit(c, None, Some(behind as u32)).await?;
+    let entries: Vec<StoredEntry> = parse("GET /api/audit", v)?;
+    let stored = entries.iter().find(|e| e.seq == newest.seq).and_then(|e| chain::from_hex::<32>(&e.hash).ok());
+    let p = witness::compare(&newest, head, stored);
+    Ok(Some((newest, p)))
+}
+
 /// `GET /api/audit/verify`: the `VerifyReport`, as the API serialises it.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -74,6 +136,18 @@ pub struct Report {
     pub head: Option<Head>,
     /// Every problem, in seq order.
     pub problems: Vec<ReportedProblem>,
+    /// Added by `--against`: what the trail was checked against.
+    #[serde(skip)]
+    pub witness: Option<WitnessCheck>,
+}
+
+/// The witness file a report was checked against.
+#[derive(Clone, Debug, Default)]
+pub struct WitnessCheck {
+    /// The file.
+    pub file: String,
+    /// Its newest checkpoint; `None` when it holds none yet.
+    pub seq: Option<u64>,
 }
 
 /// The newest entry.
@@ -115,6 +189,15 @@ pub fn verify_text(r: &Report) -> String {
             let _ = writeln!(o, "head: entry {}, hash {}  (keep this somewhere else)", h.seq, h.hash);
         }
         None => o.push_str("head: the trail is empty\n"),
+    }
+    match &r.witness {
+        Some(WitnessCheck { file, seq: Some(seq) }) => {
+            let _ = writeln!(o, "witness: {file}, newest checkpoint entry {seq}");
+        }
+        Some(WitnessCheck { file, seq: None }) => {
+            let _ = writeln!(o, "witness: {file} holds no checkpoint yet (nothing compared)");
+        }
+        None => {}
     }
     if r.problem_count() == 0 {
         o.push_str("ok: every entry is chained and signed\n");

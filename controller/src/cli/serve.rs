@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// The controller's MQTT client id on an external broker (one per replica).
     #[arg(long, default_value = crate::mqtt::credentials::CONTROLLER_USER, value_name = "ID")]
     pub mqtt_client_id: String,
+    /// Audit directory: the audit signing key and the witness file of the audit trail. Keep it
+    /// out of the database owner's reach (docs/deploy.md); default: DATA's sibling `<name>-audit`.
+    #[arg(long, env = "AIRLOCK_AUDIT_DIR", value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
     /// Largest firmware image accepted by `airlock artifacts upload`, in bytes.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ARTIFACT, value_name = "BYTES")]
     pub max_artifact_size: u64,
@@ -56,6 +60,7 @@ impl ServeArgs {
             database_url: self.database_url.clone(),
             mqtt: Some(mqtt),
             max_artifact_bytes: self.max_artifact_size,
+            audit_dir: self.audit_dir.clone(),
         }
     }
 }

@@ -4,13 +4,21 @@
 //! DATA/
 //!   airlock.db            SQLite database (unless --database-url names PostgreSQL)
 //!   keys/release.key      signs approved manifests and commands
-//!   keys/audit.key        signs audit checkpoints
 //!   keys/root-{1,2,3}.key root keys (2 of 3) of the first-run TrustRoot: move them offline
 //!   keys/users/NAME.key   first-run users' approver keys (hand each to its owner)
 //!   tokens.txt            first-run users' bearer tokens (mode 0600)
 //!   trust-root.bin        the signed TrustRoot devices are enrolled with
 //!   artifacts/<sha256>    uploaded firmware images, named by their digest
+//!
+//! AUDIT/                  outside DATA: `--audit-dir`, by default DATA's sibling `<name>-audit`
+//!   audit.key             signs audit checkpoints
+//!   audit.witness         every committed checkpoint, copied out of the database
 //! ```
+//!
+//! The audit key and the witness file are kept apart from the database's directory, so that
+//! whoever holds the database (or a copy of the data directory) can neither re-sign a rewritten
+//! trail nor hide a truncation: see `docs/deploy.md`. A data directory from before this split has
+//! `keys/audit.key`; the first start moves it to AUDIT.
 
 use crate::keys::{self, KeyError};
 use crate::policy::Policy;
@@ -65,16 +73,47 @@ pub struct FirstRun {
 pub struct DataDir {
     /// The directory.
     pub root: PathBuf,
+    /// The audit directory (audit key and witness file), outside `root`.
+    pub audit: PathBuf,
 }
 
 impl DataDir {
-    /// Uses `root`, creating it and its `keys/users` subdirectory.
-    pub fn create(root: &Path) -> Result<DataDir, DataDirError> {
-        let dir = DataDir { root: root.to_path_buf() };
-        for d in [dir.root.clone(), dir.keys(), dir.keys().join("users")] {
+    /// Uses `root`, creating it and its `keys/users` subdirectory, and the audit directory
+    /// (`audit`, or `root`'s sibling `<name>-audit` when `None`).
+    pub fn create(root: &Path, audit: Option<&Path>) -> Result<DataDir, DataDirError> {
+        let audit = audit.map_or_else(|| default_audit_dir(root), Path::to_path_buf);
+        let dir = DataDir { root: root.to_path_buf(), audit };
+        for d in [dir.root.clone(), dir.keys(), dir.keys().join("users"), dir.audit.clone()] {
             std::fs::create_dir_all(&d).map_err(|source| DataDirError::Io { path: d.clone(), source })?;
         }
         Ok(dir)
+    }
+
+    /// The witness file of the audit trail.
+    pub fn audit_witness(&self) -> PathBuf {
+        self.audit.join("audit.witness")
+    }
+
+    /// The audit key: `AUDIT/audit.key`, moved there from a data directory of an older version.
+    fn audit_key(&self, first: &mut FirstRun) -> Result<SigningKey, DataDirError> {
+        let path = self.audit.join("audit.key");
+        let legacy = self.keys().join("audit.key");
+        if !path.exists() && legacy.exists() {
+            let key = keys::read(&legacy)?;
+            keys::write(&path, &key)?;
+            std::fs::remove_file(&legacy).map_err(|source| DataDirError::Io { path: legacy.clone(), source })?;
+            first.created.push(format!(
+                "audit key moved out of the data directory: {} -> {}",
+                legacy.display(),
+                path.display()
+            ));
+            return Ok(key);
+        }
+        let (k, new) = keys::read_or_create(&path)?;
+        if new {
+            first.created.push(format!("audit key: {} (public {})", path.display(), keys::public_hex(&k)));
+        }
+        Ok(k)
     }
 
     /// `keys/`.
@@ -108,11 +147,11 @@ impl DataDir {
             Ok(k)
         };
         let release = load("release.key", "release key")?;
-        let audit = load("audit.key", "audit key")?;
         let mut roots = Vec::new();
         for i in 1..=3 {
             roots.push(load(&format!("root-{i}.key"), "root key (move it offline)")?);
         }
+        let audit = self.audit_key(first)?;
         Ok(ControllerKeys { release, audit, roots })
     }
 
@@ -171,6 +210,13 @@ impl DataDir {
         first.created.push(format!("approver keys: {}", self.keys().join("users").display()));
         Ok(())
     }
+}
+
+/// `root`'s sibling `<name>-audit` (`./airlock-data` -> `./airlock-data-audit`).
+pub fn default_audit_dir(root: &Path) -> PathBuf {
+    let name = root.file_name().map_or_else(|| "airlock-data".into(), |n| n.to_string_lossy().into_owned());
+    let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!("{name}-audit"))
 }
 
 /// Writes a file readable by its owner only.

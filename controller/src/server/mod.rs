@@ -7,11 +7,12 @@
 //! meanwhile, then disconnects from the broker. Tests run both on ephemeral ports.
 //!
 //! # Layout
-//! - [`datadir`]: the data directory and the first run.
+//! - [`datadir`]: the data directory, the audit directory beside it, and the first run.
 
 pub mod datadir;
 
 use crate::artifacts::{ArtifactError, ArtifactStore};
+use crate::audit::witness::Witness;
 use crate::audit::AuditKey;
 use crate::mqtt::{Delivery, MqttConfig, MqttError};
 use crate::policy::{load_dir, Policy, PolicyError};
@@ -42,6 +43,9 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     /// The largest artifact upload accepted, in bytes.
     pub max_artifact_bytes: u64,
+    /// The audit directory (audit key, witness file), kept outside the data directory; its
+    /// sibling `<name>-audit` when `None`.
+    pub audit_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             database_url: None,
             mqtt: None,
             max_artifact_bytes: DEFAULT_MAX_ARTIFACT,
+            audit_dir: None,
         }
     }
 }
@@ -99,12 +104,14 @@ pub struct AppState {
     pub delivery: Option<Arc<Delivery>>,
     /// The rollout engine, delivering over `delivery`'s bus. `None` without MQTT.
     pub rollouts: Option<Arc<crate::rollout::Engine<crate::mqtt::bus::Bus>>>,
+    /// The audit trail's witness file, outside the data directory ([`crate::audit::witness`]).
+    pub witness: Witness,
 }
 
 /// Opens everything `airlock serve` needs. The second value says what a first run created.
 pub async fn start(config: &Config, clock: Clock) -> Result<(AppState, FirstRun), StartError> {
     let mut first = FirstRun::default();
-    let data = DataDir::create(&config.data_dir)?;
+    let data = DataDir::create(&config.data_dir, config.audit_dir.as_deref())?;
     let policy = load_dir(&config.policies)?;
     let keys = data.controller_keys(&mut first)?;
     let url = config.database_url.clone().unwrap_or_else(|| data.sqlite_url());
@@ -116,9 +123,16 @@ pub async fn start(config: &Config, clock: Clock) -> Result<(AppState, FirstRun)
         Some(mqtt) => Some(Arc::new(Delivery::start(mqtt, &store, &artifacts, clock.clone()).await?)),
         None => None,
     };
-    let wf = Workflow::new(store, policy, trust, keys.release, AuditKey::new(keys.audit), clock);
+    let audit = AuditKey::new(keys.audit);
+    let witness = Witness::new(&data.audit_witness(), audit.public_key());
+    // A trail that no longer holds what was witnessed is said loudly, but the controller starts,
+    // so that `airlock audit verify --against` can show what happened.
+    if let Err(e) = witness.sync(store.pool()).await {
+        tracing::error!(error = %e, "audit witness");
+    }
+    let wf = Workflow::new(store, policy, trust, keys.release, audit, clock);
     let rollouts = delivery.as_ref().map(|d| Arc::new(crate::rollout::Engine::new(wf.clone(), d.bus.clone())));
-    Ok((AppState { wf, data, artifacts, delivery, rollouts }, first))
+    Ok((AppState { wf, data, artifacts, delivery, rollouts, witness }, first))
 }
 
 /// The TrustRoot in force: the stored one if it still says what the policy and the roster say,
@@ -192,12 +206,14 @@ pub async fn run(
             }
         }
     });
+    let witness = tokio::spawn(witness_audit(state.witness.clone(), state.wf.clone(), stop_tx.subscribe()));
     let engine = state.rollouts.clone().zip(delivery.as_ref().and_then(|d| d.take_reports()));
     let rollouts = engine.map(|(engine, reports)| tokio::spawn(drive_rollouts(engine, reports, stop_tx.subscribe())));
     let app = crate::api::router(state.clone()).merge(crate::web::router(state));
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
     let _ = timers.await;
+    let _ = witness.await;
     if let Some(r) = rollouts {
         let _ = r.await;
     }
@@ -205,6 +221,28 @@ pub async fn run(
         d.shutdown().await;
     }
     served
+}
+
+/// How often committed audit checkpoints are copied to the witness file.
+const WITNESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies committed audit checkpoints to the witness file every [`WITNESS_EVERY`], and once more
+/// on shutdown. A trail that no longer chains onto the witness is logged as an error at every
+/// tick (and nothing more is witnessed) until someone looks.
+async fn witness_audit(witness: Witness, wf: Workflow, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(WITNESS_EVERY);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        };
+        if let Err(e) = witness.sync(wf.store.pool()).await {
+            tracing::error!(error = %e, "audit witness");
+        }
+        if stopping {
+            break;
+        }
+    }
 }
 
 /// The rollout loop: four times a second, start rollouts for newly signed proposals and advance every

@@ -68,6 +68,7 @@ impl Ctl {
             database_url,
             mqtt,
             max_artifact_bytes,
+            audit_dir: None,
         };
         let (state, first) = server::start(&config, Clock::system()).await.unwrap();
         let tokens = first.users.iter().map(|(u, t)| (u.name.clone(), t.clone())).collect();

@@ -109,6 +109,7 @@ impl Ctl {
             database_url: None,
             mqtt: Some(mqtt),
             max_artifact_bytes: 1 << 20,
+            audit_dir: None,
         };
         let (state, first) = server::start(&config, Clock::system()).await.unwrap();
         let tokens = first.users.iter().map(|(u, t)| (u.name.clone(), t.clone())).collect();

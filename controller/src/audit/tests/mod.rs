@@ -1,5 +1,5 @@
 //! The audit trail on both backends: golden bytes, a clean trail, the triggers, transactions.
-//! Tampering is in [`tamper`].
+//! Tampering is in [`tamper`]; what only the witness file catches, in [`witness`].
 
 use super::chain::{self, Fields, GENESIS};
 use super::*;
@@ -256,5 +256,6 @@ both!(the_triggers_refuse_update_delete_and_truncate, |t: TestStore| async move 
     assert_eq!((report.entries, report.checkpoints, report.problems), (2, 2, vec![]));
 });
 
-// After `both!`, which it uses.
+// After `both!`, which they use.
 mod tamper;
+mod witness;

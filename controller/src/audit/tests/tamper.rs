@@ -4,7 +4,7 @@
 use super::*;
 
 /// What an attacker does first.
-async fn drop_triggers(t: &TestStore) {
+pub(super) async fn drop_triggers(t: &TestStore) {
     let statements: &[&'static str] = match t.store.backend() {
         Backend::Sqlite => &[
             "DROP TRIGGER audit_no_update",
@@ -31,13 +31,13 @@ async fn five(t: &TestStore) -> Vec<Appended> {
     appended
 }
 
-async fn run(t: &TestStore, sql: &'static str) {
+pub(super) async fn run(t: &TestStore, sql: &'static str) {
     sqlx::query(sql).execute(t.store.pool()).await.unwrap();
 }
 
 /// Rewrites row `seq` with a new body and/or prev, recomputing its hash as an attacker who
 /// read `chain` would. Returns the new hash.
-async fn reseal(t: &TestStore, seq: u64, body: Option<&str>, prev: Option<[u8; 32]>) -> [u8; 32] {
+pub(super) async fn reseal(t: &TestStore, seq: u64, body: Option<&str>, prev: Option<[u8; 32]>) -> [u8; 32] {
     let row = sqlx::query("SELECT at, actor, kind, proposal_id, body, prev FROM audit WHERE seq = $1")
         .bind(seq as i64)
         .fetch_one(t.store.pool())
@@ -67,7 +67,7 @@ async fn reseal(t: &TestStore, seq: u64, body: Option<&str>, prev: Option<[u8; 3
     hash
 }
 
-async fn set_checkpoint(t: &TestStore, seq: u64, hash: &[u8; 32], signer: &SigningKey, named: &[u8; 32]) {
+pub(super) async fn set_checkpoint(t: &TestStore, seq: u64, hash: &[u8; 32], signer: &SigningKey, named: &[u8; 32]) {
     let signature = chain::sign_checkpoint(signer, seq, hash);
     sqlx::query("UPDATE audit_checkpoints SET hash = $1, key = $2, signature = $3 WHERE seq = $4")
         .bind(hex::encode(hash))
@@ -79,7 +79,7 @@ async fn set_checkpoint(t: &TestStore, seq: u64, hash: &[u8; 32], signer: &Signi
         .unwrap();
 }
 
-fn mallory() -> SigningKey {
+pub(super) fn mallory() -> SigningKey {
     SigningKey::from_bytes(&[66; 32])
 }
 
